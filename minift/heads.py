@@ -1,0 +1,93 @@
+"""Task heads, and SFT's first step: turn a source model into a target model.
+
+The source model's output layer (the LM head) predicts the source "labels" - the next or the masked
+word - so it is of no use for a new task. The target model copies everything else and gets a new,
+randomly initialised output layer sized for the target classes (article section 1.1).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+POOLING = ("cls", "last", "mean")
+
+
+class SequenceClassificationHead(nn.Module):
+    """One label per sequence: pool the final hidden states to one vector, then a linear layer.
+
+    pool="cls": the first position (BERT's [CLS]); "last": the last real token (GPT-style, the only
+    position that has seen the whole sentence in a causal model); "mean": average of real tokens.
+    """
+
+    def __init__(self, d_model: int, num_classes: int, pool: str = "cls", dropout: float = 0.0):
+        super().__init__()
+        if pool not in POOLING:
+            raise ValueError(f"pool={pool!r} is unknown; allowed: {POOLING}")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.pool = pool
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(d_model, num_classes)
+
+    def forward(self, hidden, attention_mask=None):
+        if self.pool == "cls":
+            pooled = hidden[:, 0]
+        elif attention_mask is None:
+            pooled = hidden[:, -1] if self.pool == "last" else hidden.mean(dim=1)
+        elif self.pool == "last":
+            last = attention_mask.long().sum(dim=1) - 1          # right padding: last real index
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        else:
+            weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        return self.classifier(self.dropout(pooled))
+
+
+class TokenClassificationHead(nn.Module):
+    """One label per token (tagging, e.g. BIO entity types): a linear layer on every position."""
+
+    def __init__(self, d_model: int, num_classes: int, dropout: float = 0.0):
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(d_model, num_classes)
+
+    def forward(self, hidden, attention_mask=None):
+        return self.classifier(self.dropout(hidden))
+
+
+TASKS = ("sequence", "token")
+
+
+def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool: str = "cls",
+                      dropout: float = 0.0, seed: int | None = None):
+    """Copy every parameter of ``source`` except its output layer, and add a new random task head.
+
+    The source model is left untouched (the copy shares no tensors with it). ``seed`` makes the head's
+    random initialisation reproducible without touching the global random state.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is unknown; allowed: {TASKS}")
+    target = copy.deepcopy(source)
+    target.lm_head = None      # the source output layer is not copied (with tied embeddings the
+    target.head = None         # embedding table itself is kept: it is an input layer too)
+    d_model = source.config.d_model
+    generator_state = torch.random.get_rng_state()
+    if seed is not None:
+        torch.manual_seed(seed)
+    try:
+        if task == "sequence":
+            head = SequenceClassificationHead(d_model, num_classes, pool, dropout)
+        else:
+            head = TokenClassificationHead(d_model, num_classes, dropout)
+        nn.init.normal_(head.classifier.weight, mean=0.0, std=0.02)
+        nn.init.zeros_(head.classifier.bias)
+    finally:
+        if seed is not None:
+            torch.random.set_rng_state(generator_state)
+    target.head = head.to(next(source.parameters()).device)
+    return target
