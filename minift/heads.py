@@ -63,10 +63,12 @@ class TokenClassificationHead(nn.Module):
 TASKS = ("sequence", "token")
 
 
-def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool: str = "cls",
+def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool: str | None = None,
                       dropout: float = 0.0, seed: int | None = None):
     """Copy every parameter of ``source`` except its output layer, and add a new random task head.
 
+    pool (sequence heads): None picks "last" for a causal model - its first position ([CLS]) sees
+    only itself, so it cannot summarise the sentence - and "cls" for a bidirectional encoder.
     The source model is left untouched (the copy shares no tensors with it). ``seed`` makes the head's
     random initialisation reproducible without touching the global random state.
     """
@@ -76,6 +78,8 @@ def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool
     target.lm_head = None      # the source output layer is not copied (with tied embeddings the
     target.head = None         # embedding table itself is kept: it is an input layer too)
     d_model = source.config.d_model
+    if pool is None:
+        pool = "last" if source.config.causal else "cls"
     generator_state = torch.random.get_rng_state()
     if seed is not None:
         torch.manual_seed(seed)

@@ -152,7 +152,7 @@ def fit(model, train, val=None, *, steps: int = 200, batch_size: int = 32, lr: f
     trainable = [p for p in model.parameters() if p.requires_grad]
     history = History()
     batches = _infinite_batches(train, batch_size, seed)
-    n_tokens = 0
+    n_tokens, eval_seconds = 0, 0.0
     start = time.perf_counter()
 
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
@@ -174,24 +174,28 @@ def fit(model, train, val=None, *, steps: int = 200, batch_size: int = 32, lr: f
         optimizer.step()
 
         n_tokens += int(batch["attention_mask"].sum())
+        loss_value = loss.item()
         history.train_step.append(step)
-        history.train_loss.append(float(loss))
+        history.train_loss.append(loss_value)
         history.learning_rate.append(rate)
         last = step == steps - 1
         if val is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
             if not history.eval_step or history.eval_step[-1] != step + 1:
+                eval_start = time.perf_counter()
                 result = evaluate(model, val, eval_batch_size)
+                eval_seconds += time.perf_counter() - eval_start
                 history.eval_step.append(step + 1)
                 history.eval_loss.append(result["loss"])
                 history.eval_accuracy.append(result["accuracy"])
-                bar.set_postfix(loss=f"{float(loss):.3f}", val_acc=f"{result['accuracy']:.3f}")
+                bar.set_postfix(loss=f"{loss_value:.3f}", val_acc=f"{result['accuracy']:.3f}")
         elif step % 10 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}")
 
     if device.type == "cuda":
         torch.cuda.synchronize()
     history.total_seconds = time.perf_counter() - start
-    history.seconds_per_step = history.total_seconds / steps
-    history.tokens_per_second = n_tokens / history.total_seconds
+    train_seconds = history.total_seconds - eval_seconds     # step time excludes evaluation
+    history.seconds_per_step = train_seconds / steps
+    history.tokens_per_second = n_tokens / train_seconds
     model.eval()
     return history

@@ -1,0 +1,116 @@
+"""Parameter counts: trainable_summary on real models, and the closed forms checked against them."""
+
+import copy
+import random
+
+import pytest
+import torch
+
+from minift import ModelConfig, Transformer, make_target_model
+from minift.analysis import params
+from minift.analysis.params import trainable_summary
+from minift.methods import freeze, lora, prefix, ptuning, ptuning_v2
+
+
+def count(model, trainable_only=True):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def random_configs(n=30, seed=0):
+    """A seeded sweep of small, varied model shapes."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        n_heads = rng.choice([1, 2, 4])
+        yield ModelConfig(vocab_size=rng.randint(5, 80), d_model=n_heads * rng.randint(2, 10),
+                          n_layers=rng.randint(1, 4), n_heads=n_heads,
+                          d_ff=rng.choice([None, rng.randint(3, 50)]), max_len=rng.randint(8, 40),
+                          causal=rng.random() < 0.5, tie_embeddings=rng.random() < 0.5)
+
+
+CONFIGS = list(random_configs())
+
+
+def test_summary_counts_groups_and_percent():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=61, d_model=32, n_layers=2, n_heads=4, max_len=24)
+    model = lora.apply(make_target_model(Transformer(config), num_classes=3, seed=0), r=4)
+    summary = trainable_summary(model)
+    assert summary.trainable == count(model) == 2 * 2 * 4 * 64 + 32 * 3 + 3
+    assert summary.total == count(model, trainable_only=False)
+    assert summary.percent == pytest.approx(100 * summary.trainable / summary.total)
+    assert sum(t for t, _ in summary.rows.values()) == summary.trainable
+    assert sum(n for _, n in summary.rows.values()) == summary.total
+    assert summary.rows["lora"] == (1024, 1024) and summary.rows["head"] == (99, 99)
+    assert summary.rows["blocks.1.attn"] == (0, params.attention_parameters(config))   # base inside LoRA
+    assert summary.rows["blocks.0.ffn"] == (0, params.ffn_parameters(config))
+    assert summary.rows["tok_emb"] == (0, 61 * 32)
+    assert list(summary.rows)[-2:] == ["lora", "head"]
+    text = str(summary)
+    assert "blocks.0.attn" in text and "lora" in text and "% trainable" in text and "1,024" in text
+
+
+def test_summary_rows_for_prefix_and_prompt():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=61, d_model=32, n_layers=2, n_heads=4, max_len=24)
+    model = ptuning.apply(prefix.apply(Transformer(config), length=3, reparam=False), length=2, encoder=None)
+    rows = trainable_summary(model).rows
+    assert rows["prefix"] == (0, 2 * 2 * 3 * 32)          # frozen by the later apply()
+    assert rows["prompt"] == (2 * 32, 2 * 32)
+    assert "lm_head" not in rows                          # tied: the same tensor as tok_emb
+
+
+def test_the_lora_example_in_the_docstring():
+    config = ModelConfig(vocab_size=100, d_model=768, n_layers=12, n_heads=12)
+    assert params.lora_parameters(config, r=8, targets=("q", "v")) == 294_912
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=range(len(CONFIGS)))
+def test_closed_forms_equal_counted_parameters(config):
+    rng = random.Random(config.vocab_size * 1000 + config.d_model)
+    torch.manual_seed(0)
+    source = Transformer(config)
+    assert params.transformer_parameters(config) == count(source, trainable_only=False)
+    block = source.blocks[0]
+    assert params.attention_parameters(config) == count(block.attn)
+    assert params.ffn_parameters(config) == count(block.ffn)
+    assert params.block_parameters(config) == count(block)
+
+    num_classes = rng.randint(2, 5)
+    target = make_target_model(source, num_classes=num_classes, seed=0)
+    head = params.head_parameters(config, num_classes)
+    assert params.transformer_parameters(config, include_lm_head=False) + head == count(target, False)
+
+    r = rng.randint(1, min(config.d_model, config.d_ff))
+    targets = tuple(rng.sample(params.LORA_TARGETS, rng.randint(1, 6)))
+    layers = sorted(rng.sample(range(config.n_layers), rng.randint(1, config.n_layers)))
+    adapted = lora.apply(copy.deepcopy(target), r=r, targets=targets, layers=layers)
+    assert params.lora_parameters(config, r, targets, layers) + head == count(adapted)
+
+    length, hidden, reparam = rng.randint(1, config.max_len - 1), rng.randint(1, 20), rng.random() < 0.5
+    for method in (prefix.apply, ptuning_v2.apply):
+        with_prefix = method(copy.deepcopy(target), length=length, reparam=reparam, hidden=hidden)
+        assert params.prefix_parameters(config, length, reparam, hidden) + head == count(with_prefix)
+    defaults = prefix.apply(copy.deepcopy(target), length=length)
+    assert params.prefix_parameters(config, length) + head == count(defaults)
+    prefix.freeze_to_table(defaults)
+    assert params.prefix_parameters(config, length, reparam=False) + head == count(defaults)
+
+    for encoder in ("lstm", "mlp", None):
+        for width in (None, hidden):
+            with_prompt = ptuning.apply(copy.deepcopy(target), length=length, encoder=encoder, hidden=width)
+            assert params.ptuning_parameters(config, length, encoder, width) + head == count(with_prompt)
+
+    n = rng.randint(-config.n_layers, config.n_layers)
+    modules = tuple(rng.sample(("ffn", "attn", "norm", "all"), rng.randint(1, 3)))
+    frozen = freeze.apply(copy.deepcopy(target), layers=n, modules=modules)
+    assert params.freeze_parameters(config, n, modules) + head == count(frozen)
+
+
+def test_closed_forms_reject_unknown_names():
+    config = ModelConfig(vocab_size=10, d_model=8, n_layers=1, n_heads=2)
+    with pytest.raises(ValueError, match="unknown LoRA target 'x'"):
+        params.lora_parameters(config, 2, ("q", "x"))
+    with pytest.raises(ValueError, match="encoder='gru' is unknown"):
+        params.ptuning_parameters(config, 4, "gru")
+    with pytest.raises(ValueError, match="unknown module 'mlp'"):
+        params.freeze_parameters(config, 1, ("mlp",))
