@@ -11,8 +11,11 @@ from .config import ModelConfig
 from .model import Transformer, TransformerOutput
 from .heads import make_target_model, SequenceClassificationHead, TokenClassificationHead
 from .train import fit, evaluate, default_device
+from .analysis.params import trainable_summary
+from .pretrained import load_source_model
+from . import data, methods
 
 
 __all__ = ["ModelConfig", "Transformer", "TransformerOutput", "make_target_model",
            "SequenceClassificationHead", "TokenClassificationHead", "fit", "evaluate",
-           "default_device"]
+           "default_device", "trainable_summary", "load_source_model", "data", "methods"]
