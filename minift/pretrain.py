@@ -2,7 +2,8 @@
 
 Each model is pre-trained from scratch on the mini-world source corpus with minift's own fit(): causal
 models predict the next word, the encoder predicts masked words. Everything is seeded, so the same
-machine gives the same checkpoints. The losses printed at the end go into the README's table.
+machine with the same --threads gives the same checkpoints (the thread count can change the order of
+floating-point sums, so it is stored in each checkpoint's metadata). The losses printed at the end go into the README's table.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def pretrain(name: str, steps: int | None = None, device="cpu", progress: bool =
     metrics = {"objective": recipe.objective, "parameters": model.num_parameters(), "steps": steps,
                "batch_size": recipe.batch_size, "lr": recipe.lr, "seed": recipe.seed,
                "val_loss": round(final["loss"], 4), "val_accuracy": round(final["accuracy"], 4),
-               "train_seconds": round(seconds, 1), "device": str(device)}
+               "train_seconds": round(seconds, 1), "device": str(device),
+               "threads": torch.get_num_threads()}
     return model, metrics
 
 
