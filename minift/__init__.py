@@ -13,9 +13,9 @@ from .heads import make_target_model, SequenceClassificationHead, TokenClassific
 from .train import fit, evaluate, default_device
 from .analysis.params import trainable_summary
 from .pretrained import load_source_model
-from . import data, methods
+from . import course, data, methods, quiz
 
 
 __all__ = ["ModelConfig", "Transformer", "TransformerOutput", "make_target_model",
            "SequenceClassificationHead", "TokenClassificationHead", "fit", "evaluate",
-           "default_device", "trainable_summary", "load_source_model", "data", "methods"]
+           "default_device", "trainable_summary", "load_source_model", "course", "data", "methods", "quiz"]

@@ -387,6 +387,14 @@ def feedback_html(feedback: Feedback) -> str:
             + (f"<ul>{items}</ul>" if items else ""))
 
 
+# JupyterLab gives each radio/checkbox label one line of fixed height, so a long option wrapped onto
+# the next one; this lets labels grow to fit (checked in JupyterLab 4 under headless Chromium).
+WRAP_LONG_OPTIONS = ("<style>.minift-quiz .widget-radio-box label, .minift-quiz .widget-checkbox label "
+                     "{display: flex; flex-direction: row-reverse; justify-content: flex-end; align-items: flex-start; height: auto; white-space: normal; "
+                     "line-height: 1.35; margin-bottom: 0.3em;} .minift-quiz .widget-radio-box input, "
+                     ".minift-quiz .widget-checkbox input {flex-shrink: 0; margin: 0.2em 0.5em 0 0;}</style>")
+
+
 def build_widget(question: Question) -> QuizWidget:
     """Widgets for one question: its text, an input (RadioButtons / Checkboxes / FloatText), a Submit
     button and a feedback area."""
@@ -408,8 +416,10 @@ def build_widget(question: Question) -> QuizWidget:
                                             value=None, layout=layout)
     submit = widgets.Button(description="Submit", button_style="primary")
     feedback = widgets.HTML("")
+    header.value = WRAP_LONG_OPTIONS + header.value
     container = widgets.VBox([header, answer_input, submit, feedback],
                              layout=widgets.Layout(margin="0 0 1.5em 0"))
+    container.add_class("minift-quiz")
     quiz_widget = QuizWidget(question, container, answer_input, submit, feedback, checkboxes)
     submit.on_click(quiz_widget.on_submit)
     return quiz_widget
