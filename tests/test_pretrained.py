@@ -63,7 +63,7 @@ def test_shipped_models_beat_chance_on_held_out_text():
 def test_pretraining_lowers_the_loss_of_a_tiny_model(monkeypatch):
     from minift import pretrained
     monkeypatch.setitem(pretrained.LADDER, "causal-tiny",
-                        pretrained.SourceRecipe(d_model=16, n_layers=1, n_heads=2, steps=40, batch_size=16))
+                        pretrained.SourceRecipe(d_model=16, n_layers=1, n_heads=2, steps=60, batch_size=16, lr=1e-2))
     model, metrics = pretrain("causal-tiny", progress=False)
     uniform = torch.log(torch.tensor(float(data.get_tokenizer().vocab_size))).item()
     assert metrics["val_loss"] < uniform - 1.0
