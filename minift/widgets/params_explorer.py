@@ -256,7 +256,9 @@ class Explorer:
             control.observe(self._changed, names="value")
         self.preset.observe(self._preset_changed, names="value")
         left = w.VBox([self.preset] + list(self.controls.values()))
-        self.box = w.VBox([w.HBox([left, self.output]), self.plot])
+        # controls, then the table, then the plot: side by side, JupyterLab squeezed the sliders'
+        # read-outs and wrapped the table (seen in a headless-Chromium render)
+        self.box = w.VBox([left, self.output, self.plot])
         self._preset_changed({"new": preset})
 
     def values(self) -> dict:
