@@ -163,9 +163,9 @@ def fit(model, train, val=None, *, steps: int = 200, batch_size: int = 32, lr: f
         batch = {k: v.to(device) for k, v in next(batches).items()}
         logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss, _, _ = loss_and_accuracy(logits, batch["labels"])
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss.detach()):
             raise FloatingPointError(
-                f"the training loss became {float(loss)} at step {step} (learning rate {rate:.3g}); "
+                f"the training loss became {loss.detach().item()} at step {step} (learning rate {rate:.3g}); "
                 "lower the learning rate or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
