@@ -18,7 +18,6 @@ import os
 import platform
 import random
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import atomic_path
 from .train import default_device
 
 MODES = ("fast", "full")
@@ -244,19 +244,9 @@ def _to_json(value):
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    """Call write(stream) on a temporary file, then rename it to ``path`` (see minift.files)."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        write(stream)
 
 
 def save_results(name: str, data: dict, figure=None, root="results") -> Path:

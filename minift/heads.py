@@ -7,6 +7,7 @@ randomly initialised output layer sized for the target classes (article section 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -80,18 +81,15 @@ def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool
     d_model = source.config.d_model
     if pool is None:
         pool = "last" if source.config.causal else "cls"
-    generator_state = torch.random.get_rng_state()
-    if seed is not None:
-        torch.manual_seed(seed)
-    try:
+    # with a seed, the head draws from a private random stream and the global one is left untouched
+    with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
+        if seed is not None:
+            torch.manual_seed(seed)
         if task == "sequence":
             head = SequenceClassificationHead(d_model, num_classes, pool, dropout)
         else:
             head = TokenClassificationHead(d_model, num_classes, dropout)
         nn.init.normal_(head.classifier.weight, mean=0.0, std=0.02)
         nn.init.zeros_(head.classifier.bias)
-    finally:
-        if seed is not None:
-            torch.random.set_rng_state(generator_state)
     target.head = head.to(next(source.parameters()).device)
     return target

@@ -41,9 +41,9 @@ def pretrain(name: str, steps: int | None = None, device="cpu", progress: bool =
     train = corpus_split(recipe.causal, n_sentences, seed=recipe.seed)
     val = corpus_split(recipe.causal, 2000, seed=VALIDATION_SEED)
     start = time.perf_counter()
-    history = fit(model, train, val, steps=steps, batch_size=recipe.batch_size, lr=recipe.lr,
-                  warmup=0.05, weight_decay=0.01, seed=recipe.seed, device=device,
-                  progress=progress, desc=f"pre-training {name}")
+    fit(model, train, val, steps=steps, batch_size=recipe.batch_size, lr=recipe.lr, warmup=0.05,
+        weight_decay=0.01, seed=recipe.seed, device=device, progress=progress,
+        desc=f"pre-training {name}")
     seconds = time.perf_counter() - start
     model.to("cpu")
     final = evaluate(model, val)

@@ -12,16 +12,14 @@ anything, so a checkpoint file cannot run code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import ModelConfig
+from .files import atomic_path
 from .model import Transformer
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
@@ -75,15 +73,8 @@ def save_model(model: Transformer, path, metadata: dict | None = None) -> None:
     if model.config.tie_embeddings:
         state.pop("lm_head.weight", None)
     header = {"config": json.dumps(model.config.to_dict()), "metadata": json.dumps(metadata or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(state, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as temporary:
+        save_file(state, temporary, metadata=header)
 
 
 def read_metadata(path) -> tuple[ModelConfig, dict]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 
 import torch
 import torch.nn as nn
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..files import atomic_path
 from .freeze import freeze_all_but_head
 
 TARGETS = ("q", "k", "v", "o", "w1", "w2")        # q, k, v, o in block.attn; w1, w2 in block.ffn
@@ -299,15 +299,8 @@ def save(model, path, name: str | None = None) -> None:
         if name in module.rank:
             tensors[f"{path_in_model}.lora_A"] = module.lora_A[name].detach().cpu().contiguous()
             tensors[f"{path_in_model}.lora_B"] = module.lora_B[name].detach().cpu().contiguous()
-    path = os.path.abspath(os.fspath(path))
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as temporary:
         save_file(tensors, temporary, metadata={"minift_lora": json.dumps(config)})
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def load(model, path, name: str | None = None):
