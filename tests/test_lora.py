@@ -14,13 +14,7 @@ from minift.methods import lora
 from minift.methods.lora import LoRALinear
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and are not slowed by other jobs on the machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # see conftest.py
 
 
 def target_model(d_model=32, n_layers=2, seed=0, causal=True):
