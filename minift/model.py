@@ -27,6 +27,35 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 
+# The names fine-tuning methods use for a block's linears, and where each one lives. One truth: LoRA,
+# Freeze, the parameter formulas and the memory model all read this map instead of repeating names.
+ATTENTION_TARGETS = ("q", "k", "v", "o")   # block.attn.q ... block.attn.o, each d -> d
+FFN_TARGETS = ("w1", "w2")                 # block.ffn.w1: d -> d_ff, block.ffn.w2: d_ff -> d
+TARGETS = ATTENTION_TARGETS + FFN_TARGETS
+
+
+def target_parent(block: "Block", target: str) -> nn.Module:
+    """The sub-module of ``block`` that owns the linear called ``target`` (its attention or its FFN)."""
+    if target in ATTENTION_TARGETS:
+        return block.attn
+    if target in FFN_TARGETS:
+        return block.ffn
+    raise ValueError(f"unknown target {target!r}; valid targets: {TARGETS} "
+                     "(q, k, v, o: attention projections; w1, w2: FFN layers)")
+
+
+def target_linear(block: "Block", target: str) -> nn.Module:
+    """The linear layer (or the LoRA layer wrapping it) that ``target`` names in ``block``."""
+    return getattr(target_parent(block, target), target)
+
+
+def target_shape(config: ModelConfig, target: str) -> tuple[int, int]:
+    """(in_features, out_features) of the linear that ``target`` names, from the config alone."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; valid targets: {TARGETS}")
+    d, d_ff = config.d_model, config.d_ff
+    return {"w1": (d, d_ff), "w2": (d_ff, d)}.get(target, (d, d))
+
 
 @dataclass
 class TransformerOutput:
