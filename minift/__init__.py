@@ -19,7 +19,7 @@ from .model import Transformer, TransformerOutput
 from .heads import make_target_model, SequenceClassificationHead, TokenClassificationHead
 from .train import fit, evaluate, default_device
 from .analysis.params import trainable_summary
-from .pretrained import load_source_model
+from .source_models import load_source_model
 from . import data, methods, analysis
 
 # Loaded on first attribute access, so that ``import minift`` stays fast and never pulls in the course

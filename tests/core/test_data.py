@@ -1,7 +1,11 @@
 """Tests of the mini-world data: tokenizer, containers, corpus, tasks, probes."""
 
 import collections
+import dataclasses
+import hashlib
+import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -351,3 +355,108 @@ def test_probe_dataset(tok):
     paris = ids == tok.token_to_id("paris")
     if paris.any():
         assert len(probe["token_class"][paris].unique()) == 1
+
+
+# ----------------------------------------------------------------- the package and its old names
+def _plain(x):
+    """x as plain JSON data (tensors as lists), so that its hash does not depend on the platform."""
+    if isinstance(x, torch.Tensor):
+        return [str(x.dtype), x.tolist()]
+    if isinstance(x, data.Task):
+        return [x.name, x.kind, _plain(x.label_names), x.description, _plain(x.train), _plain(x.val),
+                _plain(x.test)]
+    if isinstance(x, data.Split):
+        return [_plain(x.input_ids), _plain(x.attention_mask), _plain(x.labels), x.texts]
+    if dataclasses.is_dataclass(x):
+        return repr(x)
+    if isinstance(x, dict):
+        return [[_plain(k), _plain(v)] for k, v in sorted(x.items(), key=lambda kv: repr(kv[0]))]
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, frozenset):
+        return sorted(x)
+    return x
+
+
+def _digest(x) -> str:
+    return hashlib.sha256(json.dumps(_plain(x)).encode()).hexdigest()[:16]
+
+
+# Hashes of what the single-file minift/data.py generated before it became a package. The package must
+# generate the same data bit for bit: the shipped checkpoints were pre-trained on this corpus, and
+# results in the notebooks were measured on these tasks. A change here changes every seed's data.
+GENERATED_DATA = {
+    "world": ("8e8e2c6c2a28d0d9", lambda: [
+        data.get_tokenizer().tokens, data.WORD_CLASS, data.WORD_POLARITY, data.HELD_OUT_WORDS,
+        data.PERSON_FACTS, data.ORGANISATION_FACTS, data.QA_TRAIN_PAIRS, data.QA_EVAL_PAIRS]),
+    "corpus": ("6dd3fce931ca0235", lambda: [data.source_corpus(2000, seed=0), data.source_corpus(300, seed=7)]),
+    "causal_lm": ("dfcb62b5f08fafbe", lambda: [
+        data.causal_lm_split(data.source_corpus(200, seed=3), max_len=64, pack=p) for p in (False, True)]),
+    "masked_lm": ("1d67afbea372d5fe", lambda: [
+        data.masked_lm_split(data.source_corpus(200, seed=3), max_len=64, seed=2, pack=p) for p in (False, True)]),
+    "classification": ("6625714ac9132d4b", lambda: data.classification_task(seed=0)),
+    "tagging": ("d389124a6e48ad5b", lambda: data.tagging_task(seed=0)),
+    "question_answering": ("10d312a8c4ccf3c7", lambda: data.generation_task("question_answering", seed=0, **SMALL)),
+    "paraphrase": ("a05d313df3d3f011", lambda: data.generation_task("paraphrase", seed=0, **SMALL)),
+    "negation": ("3797ed7e5b9a3922", lambda: data.generation_task("negation", seed=0, **SMALL)),
+    "probe": ("20df92760eb3eba4", lambda: data.probe_dataset(n=300, seed=1)),
+}
+
+
+@pytest.mark.parametrize("name", list(GENERATED_DATA))
+def test_generated_data_is_bit_identical_to_the_single_file_version(name):
+    expected, generate = GENERATED_DATA[name]
+    assert _digest(generate()) == expected, f"the {name} data changed"
+
+
+def test_every_sentence_kind_of_the_corpus_is_used():
+    from minift.data import corpus
+    used = collections.Counter()
+    original = corpus.SENTENCE_KINDS
+    counting = tuple(lambda rng, t, f=f: used.update([f.__name__]) or f(rng, t) for f in original)
+    corpus.SENTENCE_KINDS = counting
+    try:
+        texts = data.source_corpus(500, seed=0)
+    finally:
+        corpus.SENTENCE_KINDS = original
+    assert set(used) == {f.__name__ for f in original}
+    assert all(text.endswith((" .", " ?")) for text in texts)
+
+
+# Names the notebooks, solutions, tests, benchmarks and the library use as minift.data.<name>.
+USED_NAMES = ("classification_task", "tagging_task", "generation_task", "probe_dataset", "source_corpus",
+              "causal_lm_split", "masked_lm_split", "prompt_and_answer", "get_tokenizer", "Tokenizer",
+              "Split", "Task", "SPECIAL_TOKENS", "IGNORE_INDEX", "LEXICON", "HELD_OUT_WORDS", "PERSON_FACTS",
+              "ATTRIBUTES", "GENERATION_TASKS")
+
+
+def test_the_package_keeps_every_name_of_the_single_module():
+    from minift.data import corpus, splits, tasks, tokenizer, world
+    for name in USED_NAMES + tuple(data.__all__):
+        assert hasattr(data, name), name
+    assert data.IGNORE_INDEX == -100 and data.IGNORE_INDEX is splits.IGNORE_INDEX
+    assert data.classification_task is tasks.classification_task
+    assert data.source_corpus is corpus.source_corpus
+    assert data.get_tokenizer is tokenizer.get_tokenizer and data.PERSON_FACTS is world.PERSON_FACTS
+    from minift.data import IGNORE_INDEX, classification_task, get_tokenizer  # noqa: F401
+
+
+def test_ignore_index_is_defined_once():
+    root = Path(data.__file__).parents[1]
+    definitions = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                   if re.search(r"^\s*IGNORE_INDEX\s*(:[^=]*)?=", path.read_text(), re.M)]
+    assert definitions == [str(Path("data") / "splits.py")], definitions
+
+
+def test_pack_and_mask_prob_are_checked():
+    texts = ["mia is happy ."] * 3
+    # "no" is truthy: it used to pack silently
+    with pytest.raises(ValueError, match="pack.*'no'"):
+        data.causal_lm_split(texts, pack="no")
+    with pytest.raises(ValueError, match="pack"):
+        data.masked_lm_split(texts, pack=1)
+    for bad in (0, -0.1, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="mask_prob"):
+            data.masked_lm_split(texts, mask_prob=bad)
+    with pytest.raises(ValueError, match="question_answering"):
+        data.generation_task("translation")
