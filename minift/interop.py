@@ -12,7 +12,9 @@ the same logits to float precision. With internet access, bring the real weights
     logits = model(input_ids, attention_mask).logits    # == hf(input_ids, attention_mask=...).logits
 
 (the tokenizer stays on the Hugging Face side: ``GPT2TokenizerFast.from_pretrained("gpt2")``).
-``to_hf_gpt2(model)`` goes the other way, e.g. to use ``generate()`` or ``save_pretrained()``.
+``to_hf_gpt2(model)`` goes the other way, e.g. to use ``generate()`` or ``save_pretrained()``. A model
+with LoRA adapters exports what it computes: the active adapter is merged into the weights of a copy
+(GPT-2 has no LoRA layers), so the user's model keeps its adapters, unmerged.
 
 Weight layout: what changes on the way
 --------------------------------------
@@ -54,10 +56,13 @@ functions, so ``import minift`` works without it.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 
 from .config import ModelConfig
+from .methods import lora
 from .model import Transformer
 
 # Hugging Face activation_function -> minift activation (same function, same numbers).
@@ -178,6 +183,8 @@ def to_hf_gpt2(model: Transformer, attn_implementation: str | None = None):
 
     attn_implementation: HF's ("sdpa", "eager", ...); defaults to "eager" for a minift model with
     attention="explicit", else "sdpa". bos/eos token ids are left unset (minift has no tokenizer).
+    LoRA adapters: the active one is merged into the exported weights (on a copy: ``model`` itself is
+    not changed), so the GPT-2 model gives the adapted model's logits, never the base model's.
     """
     transformers = _import_transformers()
     config = model.config
@@ -188,6 +195,8 @@ def to_hf_gpt2(model: Transformer, attn_implementation: str | None = None):
                          "(model.head) or no lm_head")
     if model.prefix is not None or model.prompt is not None:
         raise ValueError("to_hf_gpt2 cannot export prefix/prompt modules; merge or remove them first")
+    if lora.lora_layers(model):       # bake dW into plain linears of a copy; the caller's model is untouched
+        model = lora.remove(copy.deepcopy(model), merge=True)
     if attn_implementation is None:
         attn_implementation = "eager" if config.attention == "explicit" else "sdpa"
     tied = model.lm_head.weight is model.tok_emb.weight

@@ -1,12 +1,15 @@
 """minift.interop: GPT-2 models from transformers convert to minift (and back) with identical logits."""
 
+import copy
+
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
 
-from minift import Transformer  # noqa: E402
+from minift import ModelConfig, Transformer  # noqa: E402
 from minift.interop import from_hf_gpt2, to_hf_gpt2  # noqa: E402
+from minift.methods import lora  # noqa: E402
 
 TOLERANCE = 1e-4
 VOCAB = 100
@@ -127,7 +130,6 @@ def test_round_trip_to_hf(hf_pair):
 
 def test_native_minift_model_exports_and_comes_back():
     torch.manual_seed(0)
-    from minift import ModelConfig
     model = Transformer(ModelConfig(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=2, max_len=16,
                                     activation="relu", tie_embeddings=False)).eval()
     hf = to_hf_gpt2(model)
@@ -183,3 +185,45 @@ def test_unrepresentable_configs_are_refused(setting):
 def test_other_model_types_are_refused():
     with pytest.raises(TypeError, match="GPT2LMHeadModel"):
         from_hf_gpt2(torch.nn.Linear(2, 2))
+
+
+def lora_model(seed=0):
+    """A causal minift LM with a LoRA adapter on every target and a large, nonzero dW."""
+    torch.manual_seed(seed)
+    model = Transformer(ModelConfig(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=2, max_len=16)).eval()
+    lora.apply(model, r=4, alpha=8, targets=("q", "k", "v", "o", "w1", "w2"), seed=seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for _, layer in lora.lora_layers(model):
+            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.5)
+    return model
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_a_lora_adapter_is_exported_and_the_model_is_left_alone(merged):
+    # before the fix, to_hf_gpt2 read the frozen base weights: the adapter silently vanished
+    model = lora_model()
+    if merged:
+        lora.merge(model)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    ids, _ = inputs(length=16)
+    with torch.no_grad():
+        expected = model(ids).logits
+        base = lora.remove(copy.deepcopy(model))(ids).logits
+        assert (expected - base).abs().max() > 0.1, "the adapter should change the logits"
+        hf = to_hf_gpt2(model)
+        assert (hf(ids).logits - expected).abs().max().item() <= TOLERANCE
+    # the user's model keeps its adapters, in the merge state it had, and the same tensors
+    assert len(lora.lora_layers(model)) == 12
+    assert all(layer.merged == merged for _, layer in lora.lora_layers(model))
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_model_whose_adapters_are_switched_off_exports_the_base_model():
+    model = lora_model()
+    lora.use(model, None)
+    ids, _ = inputs(length=16)
+    with torch.no_grad():
+        plain = lora.remove(copy.deepcopy(model))
+        assert (to_hf_gpt2(model)(ids).logits - plain(ids).logits).abs().max().item() <= TOLERANCE
