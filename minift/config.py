@@ -1,12 +1,15 @@
 """ModelConfig: every number that fixes the shape of a minift Transformer.
 
 One dataclass, validated on creation, so that a typo (d_model not divisible by n_heads, a negative
-dropout) fails at once with a message that names the bad value instead of deep inside a matmul.
+dropout, causal="no") fails at once with a message that names the bad value instead of deep inside a
+matmul - or, worse, silently: "no" is a true value in Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+
+from .validate import boolean, choice, positive_int, positive_number, probability
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 ATTENTION_IMPLS = ("sdpa", "explicit")
@@ -36,25 +39,24 @@ class ModelConfig:
     attention: str = "sdpa"
 
     def __post_init__(self):
+        # Validated values are stored back: a numpy integer becomes an int, so the config stays JSON-able.
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_len"):
+            setattr(self, name, positive_int(f"ModelConfig.{name}", getattr(self, name)))
+        self.d_ff = positive_int("ModelConfig.d_ff", self.d_ff, allow_none=True)
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads != 0:
             raise ValueError(
                 f"ModelConfig.d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
                 f"(allowed n_heads: divisors of {self.d_model})"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"ModelConfig.activation={self.activation!r} is unknown; allowed: {ACTIVATIONS}")
-        if self.attention not in ATTENTION_IMPLS:
-            raise ValueError(f"ModelConfig.attention={self.attention!r} is unknown; allowed: {ATTENTION_IMPLS}")
-        if not self.layer_norm_eps > 0:
-            raise ValueError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        # "no" or 0 would be read as a truth value: causal="no" is truthy and would build a decoder
+        self.causal = boolean("ModelConfig.causal", self.causal)
+        self.tie_embeddings = boolean("ModelConfig.tie_embeddings", self.tie_embeddings)
+        self.dropout = probability("ModelConfig.dropout", self.dropout)
+        self.activation = choice("ModelConfig.activation", self.activation, ACTIVATIONS)
+        self.attention = choice("ModelConfig.attention", self.attention, ATTENTION_IMPLS)
+        self.layer_norm_eps = positive_number("ModelConfig.layer_norm_eps", self.layer_norm_eps)
 
     @property
     def d_head(self) -> int:

@@ -13,38 +13,50 @@ import copy
 import torch
 import torch.nn as nn
 
+from .validate import choice, positive_int, probability
+
 POOLING = ("cls", "last", "mean")
 
 
 class SequenceClassificationHead(nn.Module):
     """One label per sequence: pool the final hidden states to one vector, then a linear layer.
 
-    pool="cls": the first position (BERT's [CLS]); "last": the last real token (GPT-style, the only
+    pool="cls": the first real token (BERT's [CLS]); "last": the last real token (GPT-style, the only
     position that has seen the whole sentence in a causal model); "mean": average of real tokens.
+    "Real" follows the attention mask, so right- and left-padded batches pool the same tokens.
     """
 
     def __init__(self, d_model: int, num_classes: int, pool: str = "cls", dropout: float = 0.0):
         super().__init__()
-        if pool not in POOLING:
-            raise ValueError(f"pool={pool!r} is unknown; allowed: {POOLING}")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        self.pool = pool
-        self.dropout = nn.Dropout(dropout)
+        self.pool = choice("pool", pool, POOLING)
+        num_classes = positive_int("num_classes", num_classes, minimum=2)
+        self.dropout = nn.Dropout(probability("dropout", dropout))
         self.classifier = nn.Linear(d_model, num_classes)
 
     def forward(self, hidden, attention_mask=None):
-        if self.pool == "cls":
-            pooled = hidden[:, 0]
-        elif attention_mask is None:
-            pooled = hidden[:, -1] if self.pool == "last" else hidden.mean(dim=1)
-        elif self.pool == "last":
-            last = attention_mask.long().sum(dim=1) - 1          # right padding: last real index
-            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        else:
+        if attention_mask is None:
+            pooled = {"cls": hidden[:, 0], "last": hidden[:, -1], "mean": hidden.mean(dim=1)}[self.pool]
+        elif self.pool == "mean":
             weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        else:
+            index = real_token_index(attention_mask, "first" if self.pool == "cls" else "last")
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
         return self.classifier(self.dropout(pooled))
+
+
+def real_token_index(attention_mask: torch.Tensor, which: str = "last") -> torch.Tensor:
+    """(B,) index of the first or last real token (mask 1) of each row, wherever the padding is.
+
+    Counting real tokens (mask.sum() - 1) is right only for right padding: with padding on the left
+    it points into the middle of the sentence. The largest index whose mask is 1 is right for both.
+    """
+    length = attention_mask.shape[1]
+    index = torch.arange(length, device=attention_mask.device)
+    real = attention_mask.bool()
+    if which == "last":
+        return torch.where(real, index, -1).amax(dim=1).clamp(min=0)
+    return torch.where(real, index, length).amin(dim=1).clamp(max=length - 1)
 
 
 class TokenClassificationHead(nn.Module):
@@ -52,9 +64,8 @@ class TokenClassificationHead(nn.Module):
 
     def __init__(self, d_model: int, num_classes: int, dropout: float = 0.0):
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        self.dropout = nn.Dropout(dropout)
+        num_classes = positive_int("num_classes", num_classes, minimum=2)
+        self.dropout = nn.Dropout(probability("dropout", dropout))
         self.classifier = nn.Linear(d_model, num_classes)
 
     def forward(self, hidden, attention_mask=None):
@@ -73,8 +84,8 @@ def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool
     The source model is left untouched (the copy shares no tensors with it). ``seed`` makes the head's
     random initialisation reproducible without touching the global random state.
     """
-    if task not in TASKS:
-        raise ValueError(f"task={task!r} is unknown; allowed: {TASKS}")
+    task = choice("task", task, TASKS)
+    seed = positive_int("seed", seed, minimum=0, allow_none=True)
     target = copy.deepcopy(source)
     target.lm_head = None      # the source output layer is not copied (with tied embeddings the
     target.head = None         # embedding table itself is kept: it is an input layer too)

@@ -181,19 +181,32 @@ class Transformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def check_input_ids(self, input_ids: torch.Tensor) -> None:
-        """Fail early, and clearly, on inputs the embedding table would reject obscurely."""
+    def check_input_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Fail early, and clearly, on inputs the embedding table would reject obscurely.
+
+        Token ids must be int64 (long) or int32, the index types nn.Embedding takes; int32 gives the
+        same outputs as int64. Narrower integers (uint8, int8, int16, unsigned) would fail deep inside
+        the embedding with a message about "indices", floats and bools are not token ids at all: both
+        are refused here with the fix. Returns the ids, unchanged.
+        """
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
             raise ValueError(f"input_ids must be a 2-D tensor (batch, sequence), got {shape}")
-        if input_ids.dtype not in (torch.long, torch.int, torch.int32, torch.int16, torch.int8, torch.uint8):
-            raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+        if input_ids.dtype not in (torch.long, torch.int32):
+            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+                raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; "
+                                 "token ids are indices into the vocabulary (use input_ids.long() only "
+                                 "if the values really are whole numbers)")
+            raise ValueError(f"input_ids has dtype {input_ids.dtype}, which the embedding cannot index with: "
+                             "allowed dtypes are torch.int64 (long) and torch.int32; convert with "
+                             "input_ids.long()")
         if input_ids.numel() == 0:
             raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)})")
         low, high = int(input_ids.min()), int(input_ids.max())
         if low < 0 or high >= self.config.vocab_size:
             bad = low if low < 0 else high
             raise ValueError(f"token id {bad} is outside the vocabulary: allowed ids are 0..{self.config.vocab_size - 1}")
+        return input_ids
 
     def attention_pattern(self, real_tokens, n_prefix, causal):
         """Boolean (B, 1, T, P + T): may query i look at key j? Prefix keys: always. Real keys: if not
@@ -233,7 +246,12 @@ class Transformer(nn.Module):
                 f"sequence of {length} positions + prefix of {n_prefix} = {n_prefix + length} exceeds "
                 f"max_len={self.config.max_len}; shorten the input or the prompt"
             )
-        positions = torch.arange(n_prefix, n_prefix + length, device=input_ids.device)
+        if attention_mask is not None and not bool(attention_mask.all()):
+            # Number only the real tokens, so a left-padded sentence gets the same positions as a
+            # right-padded one (padding's own positions are never looked at).
+            positions = n_prefix + (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+        else:
+            positions = torch.arange(n_prefix, n_prefix + length, device=input_ids.device)
         x = self.emb_dropout(x + self.pos_emb(positions))
 
         has_padding = attention_mask is not None and not bool(attention_mask.all())

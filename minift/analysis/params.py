@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LORA_TARGETS = ("q", "k", "v", "o", "w1", "w2")
-FREEZE_MODULES = ("ffn", "attn", "norm", "all")
+from ..methods.freeze import MODULES as FREEZE_MODULES  # noqa: F401  (the old name, kept for this release)
+from ..methods.freeze import check_modules
+from ..methods.lora import check_layers
+from ..methods.ptuning import ENCODERS
+from ..model import TARGETS, target_shape
+from ..validate import boolean, choice, choices, int_in_range, positive_int
+
+LORA_TARGETS = TARGETS          # the old name of minift.model.TARGETS, kept for this release
 ADDED_LAST = ("lora", "prefix", "prompt", "lm_head", "head")   # table rows after the base model's
 
 
@@ -106,6 +112,7 @@ def embedding_parameters(config) -> int:
 def transformer_parameters(config, include_lm_head: bool = True) -> int:
     """The whole model: embeddings, L layers, final LayerNorm, and the LM head (vocab x d, no bias)
     unless it is tied to the token table (then it is the same tensor and adds nothing)."""
+    include_lm_head = boolean("include_lm_head", include_lm_head)
     total = embedding_parameters(config) + config.n_layers * block_parameters(config) \
         + layer_norm_parameters(config)
     if include_lm_head and not config.tie_embeddings:
@@ -115,29 +122,26 @@ def transformer_parameters(config, include_lm_head: bool = True) -> int:
 
 def head_parameters(config, num_classes: int) -> int:
     """A task head (minift.heads): one Linear(d, num_classes)."""
-    return _linear(config.d_model, num_classes)
-
-
-def _shape(config, target: str) -> tuple[int, int]:
-    """(in, out) of a LoRA target."""
-    d, d_ff = config.d_model, config.d_ff
-    return {"w1": (d, d_ff), "w2": (d_ff, d)}.get(target, (d, d))
+    return _linear(config.d_model, positive_int("num_classes", num_classes, minimum=2))
 
 
 def lora_parameters(config, r: int, targets=("q", "v"), layers=None) -> int:
-    """Sum over adapted layers and targets of r (in + out): A is r x in, B is out x r."""
-    targets = (targets,) if isinstance(targets, str) else tuple(targets)
-    unknown = [t for t in targets if t not in LORA_TARGETS]
-    if unknown:
-        raise ValueError(f"unknown LoRA target {unknown[0]!r}; valid targets: {LORA_TARGETS}")
-    n_layers = config.n_layers if layers is None else len(tuple(layers))
-    return n_layers * sum(r * sum(_shape(config, t)) for t in targets)
+    """Sum over adapted layers and targets of r (in + out): A is r x in, B is out x r.
+
+    targets and layers are checked as lora.apply checks them (names from minift.model.TARGETS, each
+    once; layers None for all, or distinct block indices), so the count is that of a model apply accepts."""
+    r = positive_int("r", r)
+    targets = choices("targets", targets, TARGETS)
+    n_layers = len(check_layers(layers, config.n_layers))
+    return n_layers * sum(r * sum(target_shape(config, t)) for t in targets)
 
 
 def prefix_parameters(config, length: int, reparam: bool = True, hidden: int | None = None) -> int:
     """Without reparam: the table, L * 2 * length * d. With it (what trains): the embedding P'
     (length x d) and the MLP Linear(d, hidden) -> tanh -> Linear(hidden, L * 2 * d). hidden defaults
     to d, as in prefix.apply; after freeze_to_table the count is the table's again."""
+    length, reparam = positive_int("length", length), boolean("reparam", reparam)
+    hidden = positive_int("hidden", hidden, allow_none=True, hint="None: d_model")
     d, n_layers = config.d_model, config.n_layers
     if not reparam:
         return n_layers * 2 * length * d
@@ -159,6 +163,9 @@ def ptuning_parameters(config, length: int, encoder: str | None = "lstm", hidden
     """length * d prompt vectors, plus the encoder: "lstm" = 2-layer BiLSTM (hidden per direction,
     default d // 2) + MLP Linear(2 hidden, d) -> ReLU -> Linear(d, d); "mlp" = Linear(d, hidden) ->
     ReLU -> Linear(hidden, d) (hidden default d); None (prompt tuning) = nothing more."""
+    length = positive_int("length", length)
+    encoder = choice("encoder", encoder, ENCODERS, hint="None = prompt tuning")
+    hidden = positive_int("hidden", hidden, allow_none=True)
     d = config.d_model
     total = length * d
     if encoder == "lstm":
@@ -167,18 +174,17 @@ def ptuning_parameters(config, length: int, encoder: str | None = "lstm", hidden
     elif encoder == "mlp":
         hidden = d if hidden is None else hidden
         total += _linear(d, hidden) + _linear(hidden, d)
-    elif encoder is not None:
-        raise ValueError(f"encoder={encoder!r} is unknown; allowed: ('lstm', 'mlp', None)")
     return total
 
 
 def freeze_parameters(config, layers: int, modules=("ffn",)) -> int:
     """What freeze.apply(layers, modules) trains (task head not included): |layers| times the chosen
-    parts of one layer, e.g. FFN only: N (2 d d_ff + d_ff + d)."""
-    modules = (modules,) if isinstance(modules, str) else set(modules)
-    unknown = [m for m in modules if m not in FREEZE_MODULES]
-    if unknown:
-        raise ValueError(f"unknown module {unknown[0]!r}; allowed: {FREEZE_MODULES}")
+    parts of one layer, e.g. FFN only: N (2 d d_ff + d_ff + d). Arguments are checked as freeze.apply
+    checks them."""
+    n_layers = config.n_layers
+    layers = int_in_range("layers", layers, -n_layers, n_layers,
+                          hint="N > 0: last N layers, N < 0: first |N|, 0: only the task head")
+    modules = check_modules(modules)
     if "all" in modules:
         per_layer = block_parameters(config)
     else:

@@ -7,6 +7,9 @@ them on the target task,
     theta <- theta - lr * grad_theta L(theta),     every theta trainable
 
 so the trainable fraction is 100% and each fine-tuned task needs its own full copy of the model.
+
+What apply freezes: nothing. Every parameter becomes trainable, including anything an earlier method
+added (LoRA matrices, a prefix, a prompt) and the frozen base weights under them.
 """
 
 from __future__ import annotations

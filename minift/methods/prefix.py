@@ -8,6 +8,10 @@ keys and values. Every real token attends to them as if they were earlier contex
 Trained through the paper's reparameterisation, P_theta[i, :] = MLP_theta(P'_theta[i, :]) with a
 smaller P' and MLP = Linear -> tanh -> Linear; after training only the computed table is kept.
 The machinery (shared with P-tuning v2) lives in prefix_module.py.
+
+What apply freezes: every pre-trained weight. Trainable: the prefix (with its MLP) and the task head;
+what an earlier method added (a LoRA adapter, an input prompt) keeps its state, so prefix-tuning
+combines with LoRA (article 2.3.4). A second prefix (prefix-tuning or P-tuning v2) is refused.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..validate import boolean, int_in_range, positive_int
 from .freeze import freeze_all_but_head
 
 # A stored table starts as N(0, INIT_STD^2), independently for every layer, key and value. A middle
@@ -84,34 +85,38 @@ def positions_taken(model) -> int:
     return getattr(model.prompt, "length", 0) if model.prompt is not None else 0
 
 
-def check_length(model, length, method: str) -> None:
+def check_length(model, length, method: str) -> int:
     """length must be a positive integer and leave room for at least one real token."""
     max_len = model.config.max_len
-    room = max_len - 1 - positions_taken(model)
-    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= room:
-        raise ValueError(f"{method} length={length!r} is out of range: allowed 1..{room} "
-                         f"(length + at least one token must fit in max_len={max_len}"
-                         + (f", and a prompt of {positions_taken(model)} is already attached)"
-                            if positions_taken(model) else ")"))
+    taken = positions_taken(model)
+    room = max_len - 1 - taken
+    why = f"length + at least one token must fit in max_len={max_len}"
+    if taken:
+        why += f", and a prompt of {taken} is already attached"
+    return int_in_range(f"{method} length", length, 1, room, hint=why)
 
 
 def add_prefix(model, length: int, reparam: bool, hidden, method: str):
-    """Validate, attach a PrefixKeyValues to ``model.prefix``, and freeze all but it and the head."""
+    """Validate, attach a PrefixKeyValues to ``model.prefix``, and make it trainable.
+
+    Freezes the pre-trained weights; keeps the task head and what an earlier method added (a LoRA
+    adapter, an input prompt) as they were. A second prefix is refused: the model has one prefix hook,
+    and replacing a prefix would silently throw away the first one (and its training).
+    """
     if model.prefix is not None:
         other = getattr(model.prefix, "method", type(model.prefix).__name__)
         raise ValueError(f"model.prefix is already set (by {other}); {method} would replace it. "
-                         "Prefix-tuning and P-tuning v2 both use this hook: apply only one of them")
-    check_length(model, length, method)
-    if not isinstance(reparam, bool):
-        raise ValueError(f"reparam must be True or False, got {reparam!r}")
-    if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden <= 0):
-        raise ValueError(f"hidden must be a positive integer (or None for d_model), got {hidden!r}")
+                         "Prefix-tuning and P-tuning v2 both use this one hook: apply only one of them, "
+                         "once (LoRA, P-tuning v1 and prompt tuning combine with either)")
+    length = check_length(model, length, method)
+    reparam = boolean("reparam", reparam)
+    hidden = positive_int("hidden", hidden, allow_none=True, hint="None: d_model")
     config = model.config
     reference = model.tok_emb.weight                       # same device and dtype as the model
-    model.prefix = PrefixKeyValues(config.n_layers, config.d_model, length, reparam, hidden,
-                                   method).to(device=reference.device, dtype=reference.dtype)
+    module = PrefixKeyValues(config.n_layers, config.d_model, length, reparam, hidden,
+                             method).to(device=reference.device, dtype=reference.dtype)
     freeze_all_but_head(model)
-    model.prefix.requires_grad_(True)
+    model.prefix = module.requires_grad_(True)
     return model
 
 

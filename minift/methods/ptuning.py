@@ -10,13 +10,23 @@ P-tuning produces the h_i with a prompt encoder, h = MLP(BiLSTM([p_0, ..., p_{m-
 prompts depend on each other; encoder="mlp" drops the LSTM. encoder=None trains the vectors p_i
 directly: that is prompt tuning (Lester et al.), initialised from embeddings of random vocabulary words.
 Only the input layer changes (unlike prefix-tuning / P-tuning v2, which touch every layer).
+
+What apply freezes: every pre-trained weight. Trainable: the prompt vectors (with their encoder) and
+the task head; what an earlier method added (a LoRA adapter, a prefix) keeps its state. A second
+prompt is refused (the model has one prompt hook). In a causal model the tokens only see what is in
+front of them, so prompts placed after the input have no effect: all of them there is refused, some
+of them there is warned about.
 """
 
 from __future__ import annotations
 
+import numbers
+import warnings
+
 import torch
 import torch.nn as nn
 
+from ..validate import choice, int_in_range, positive_int
 from .freeze import freeze_all_but_head
 
 ENCODERS = ("lstm", "mlp", None)
@@ -72,51 +82,64 @@ class PromptEncoder(nn.Module):
         return f"length={self.length}, encoder={self.encoder!r}, before={self.before}, after={self.after}"
 
 
-def _check_positive(name, value, allow_none=False):
-    if allow_none and value is None:
+def _check_positions(positions, length: int) -> int | None:
+    """(before, after) -> before; None -> None (every prompt in front)."""
+    if positions is None:
+        return None
+    if (not isinstance(positions, (tuple, list)) or len(positions) != 2
+            or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0 for n in positions)):
+        raise ValueError(f"positions must be (before, after), two integers >= 0, got {positions!r}")
+    before, after = (int(n) for n in positions)
+    if before + after != length:
+        raise ValueError(f"positions={(before, after)} puts {before + after} prompt vectors, but "
+                         f"length={length}: before + after must equal length")
+    return before
+
+
+def _check_visible(before: int, length: int, causal: bool) -> None:
+    """In a causal model a prompt after the input is seen by no real token: no effect, no gradient."""
+    if not causal or before == length:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+    if before == 0:
+        raise ValueError(f"positions=(0, {length}) puts every prompt vector after the input, where a causal "
+                         "model's tokens cannot see it (each token attends only to what is in front of it): "
+                         "the prompt would have no effect and never train. Put some or all of it in "
+                         f"front, e.g. positions=({length}, 0) or the default positions=None")
+    warnings.warn(f"positions=({before}, {length - before}): in a causal model the {length - before} prompt "
+                  "vector(s) after the input are seen by no real token, so they have no effect on the "
+                  f"output; only the {before} in front count", UserWarning, stacklevel=3)
 
 
 def apply(model, length: int = 8, encoder: str | None = "lstm", positions=None, hidden: int | None = None):
-    """Insert ``length`` trainable prompt vectors into the input; freeze everything but them and the head.
+    """Insert ``length`` trainable prompt vectors into the input; freeze the pre-trained weights.
 
     positions: None puts all prompts in front; (before, after) with before + after = length gives the
-    template h_0..h_{before-1}, e(x), h_before..h_{length-1}, e.g. (4, 4). hidden: LSTM size per
-    direction (default d_model // 2) or MLP width (default d_model).
+    template h_0..h_{before-1}, e(x), h_before..h_{length-1}, e.g. (4, 4) for a bidirectional model.
+    hidden: LSTM size per direction (default d_model // 2) or MLP width (default d_model).
+    The prompt, its encoder and the task head train; an earlier method's additions keep their state.
     """
     config = model.config
     if model.prompt is not None:
         raise ValueError("model.prompt is already set (a prompt encoder is attached); apply P-tuning "
                          "or prompt tuning only once")
     taken = getattr(model.prefix, "length", 0) if model.prefix is not None else 0
-    room = config.max_len - 1 - taken
-    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= room:
-        raise ValueError(f"prompt length={length!r} is out of range: allowed 1..{room} (length + at least "
-                         f"one token{' + the prefix' if taken else ''} must fit in max_len={config.max_len})")
-    if encoder not in ENCODERS:
-        raise ValueError(f"encoder={encoder!r} is unknown; allowed: {ENCODERS} (None = prompt tuning)")
-    _check_positive("hidden", hidden, allow_none=True)
-    before = None
-    if positions is not None:
-        if (not isinstance(positions, (tuple, list)) or len(positions) != 2
-                or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in positions)):
-            raise ValueError(f"positions must be (before, after), two integers >= 0, got {positions!r}")
-        if sum(positions) != length:
-            raise ValueError(f"positions={tuple(positions)} puts {sum(positions)} prompt vectors, but "
-                             f"length={length}: before + after must equal length")
-        before = positions[0]
+    length = int_in_range("prompt length", length, 1, config.max_len - 1 - taken,
+                          hint=f"length + at least one token{' + the prefix' if taken else ''} must fit "
+                               f"in max_len={config.max_len}")
+    encoder = choice("encoder", encoder, ENCODERS, hint="None = prompt tuning")
+    hidden = positive_int("hidden", hidden, allow_none=True)
+    before = _check_positions(positions, length)
+    _check_visible(length if before is None else before, length, config.causal)
 
     reference = model.tok_emb.weight                       # same device and dtype as the model
     init = None
     if encoder is None:            # prompt tuning: start from the embeddings of random vocabulary words
         words = torch.randint(0, config.vocab_size, (length,))
         init = reference[words.to(reference.device)]
-    model.prompt = PromptEncoder(config.d_model, length, encoder, hidden, before, init).to(
+    prompt = PromptEncoder(config.d_model, length, encoder, hidden, before, init).to(
         device=reference.device, dtype=reference.dtype)
     freeze_all_but_head(model)
-    model.prompt.requires_grad_(True)
+    model.prompt = prompt.requires_grad_(True)
     return model
 
 

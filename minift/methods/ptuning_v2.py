@@ -9,6 +9,10 @@ tasks with an ordinary classification head. Mechanically it is prefix-tuning: la
 so it reuses the same module (prefix_module.py), but by default without the reparameterisation MLP
 (the paper found it helps some tasks and not others): each layer's P_k,l and P_v,l are independent
 random parameters trained directly.
+
+What apply freezes: every pre-trained weight. Trainable: the deep prompts and the task head; what an
+earlier method added (a LoRA adapter, an input prompt) keeps its state. P-tuning v2 and prefix-tuning
+share the one prefix hook, so the second of them is refused.
 """
 
 from __future__ import annotations

@@ -67,12 +67,14 @@ def test_freeze_after_another_method_refreezes_it():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(layers=4), r"layers=4 is out of range: allowed -3..3"),
-    (dict(layers=-4), r"layers=-4 is out of range: allowed -3..3"),
-    (dict(layers=1.5), r"layers=1.5 is out of range"),
-    (dict(layers=True), r"layers=True is out of range"),
-    (dict(modules=("mlp",)), r"unknown module 'mlp'; allowed: \('ffn', 'attn', 'norm', 'all'\)"),
+    (dict(layers=4), r"layers must be an integer in \[-3, 3\] \(N > 0: last N layers, N < 0: first \|N\|, "
+                     r"0: only the task head\), got 4"),
+    (dict(layers=-4), r"layers must be an integer in \[-3, 3\] .*, got -4"),
+    (dict(layers=1.5), r"layers must be an integer in \[-3, 3\] .*, got 1.5"),
+    (dict(layers=True), r"layers must be an integer in \[-3, 3\] .*, got True"),
+    (dict(modules=("mlp",)), r"modules item='mlp' is not allowed; choose from \('ffn', 'attn', 'norm', 'all'\)"),
     (dict(modules=()), r"modules is empty"),
+    (dict(modules=("ffn", "ffn")), r"modules has repeated items"),
 ])
 def test_bad_arguments_raise_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -58,3 +58,29 @@ def test_each_method_trains_and_leaves_frozen_tensors_untouched(name, task, untr
     result = history.final
     assert result["accuracy"] >= before_training["accuracy"] + 0.12, (name, result, before_training)
     assert result["loss"] <= before_training["loss"] - 0.10, (name, result, before_training)
+
+
+COMBINATIONS = {
+    "lora then prefix": lambda m: prefix.apply(lora.apply(m, r=4, targets=("q", "v")), length=4),
+    "prefix then lora": lambda m: lora.apply(prefix.apply(m, length=4), r=4, targets=("q", "v")),
+    "prompt then prefix": lambda m: ptuning_v2.apply(ptuning.apply(m, length=4, encoder=None), length=4),
+}
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_combined_methods_train_both_parts(name, task, untrained):
+    """Article 2.3.4: methods combine. Whatever the order, fit() moves both methods' parameters."""
+    model = COMBINATIONS[name](copy.deepcopy(untrained[0]))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    parts = {"lora": [n for n in before if "lora_" in n], "prefix": [n for n in before if n.startswith("prefix.")],
+             "prompt": [n for n in before if n.startswith("prompt.")]}
+    fit(model, task.train, steps=20, batch_size=32, lr=1e-2, seed=0, progress=False)
+    for part, names in parts.items():
+        if part in name:
+            assert names, f"{name}: no {part} parameters"
+            for param_name in names:
+                p = dict(model.named_parameters())[param_name]
+                assert p.requires_grad and not torch.equal(p, before[param_name]), f"{name}: {param_name} did not train"
+    for param_name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert torch.equal(p, before[param_name]), f"{name}: frozen {param_name} changed"

@@ -181,8 +181,17 @@ def test_tied_embeddings_share_one_tensor():
     ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
     ({"n_layers": -1}, "n_layers must be a positive integer, got -1"),
     ({"dropout": 1.5}, "dropout must be in"),
-    ({"activation": "swish"}, "activation='swish' is unknown"),
-    ({"attention": "flash"}, "attention='flash' is unknown"),
+    ({"activation": "swish"}, r"activation='swish' is not allowed; choose from \('gelu', 'gelu_tanh', 'relu'\)"),
+    ({"attention": "flash"}, r"attention='flash' is not allowed; choose from \('sdpa', 'explicit'\)"),
+    ({"causal": "no"}, r"ModelConfig.causal must be True or False, got 'no'"),
+    ({"causal": 0}, r"ModelConfig.causal must be True or False, got 0"),
+    ({"tie_embeddings": 1}, r"ModelConfig.tie_embeddings must be True or False, got 1"),
+    ({"d_model": True}, r"ModelConfig.d_model must be a positive integer, got True"),
+    ({"d_model": 32.0}, r"ModelConfig.d_model must be a positive integer, got 32.0"),
+    ({"d_ff": 0}, r"ModelConfig.d_ff must be a positive integer or None, got 0"),
+    ({"dropout": float("nan")}, r"ModelConfig.dropout must be in \[0, 1\), got nan"),
+    ({"layer_norm_eps": float("inf")}, r"ModelConfig.layer_norm_eps must be a finite number, got inf"),
+    ({"layer_norm_eps": 0.0}, r"ModelConfig.layer_norm_eps must be > 0, got 0.0"),
 ])
 def test_bad_config_values_are_named(bad, message):
     values = {"vocab_size": 10, "d_model": 32, "n_heads": 4, **bad}
@@ -242,9 +251,82 @@ def test_target_model_heads_and_seeded_initialisation():
     assert torch.allclose(a(ids, mask).logits[1], a(ids[1:, :4]).logits[0], atol=1e-5)
     tagger = make_target_model(source, "token", 9, seed=0)
     assert tagger(ids).logits.shape == (2, 7, 9)
-    with pytest.raises(ValueError, match="task='dialogue' is unknown"):
+    with pytest.raises(ValueError, match=r"task='dialogue' is not allowed; choose from \('sequence', 'token'\)"):
         make_target_model(source, "dialogue", 2)
-    with pytest.raises(ValueError, match="pool='max' is unknown"):
+    with pytest.raises(ValueError, match=r"pool='max' is not allowed; choose from \('cls', 'last', 'mean'\)"):
         make_target_model(source, "sequence", 2, pool="max")
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
         make_target_model(source, "sequence", 1)
+
+
+def test_config_accepts_numpy_numbers_and_stores_plain_python_values():
+    import json
+
+    import numpy as np
+    config = ModelConfig(vocab_size=np.int64(61), d_model=np.int32(32), n_heads=4, dropout=np.float32(0.25),
+                         causal=np.bool_(False))
+    assert config.vocab_size == 61 and type(config.vocab_size) is int and type(config.d_model) is int
+    assert type(config.dropout) is float and config.causal is False
+    json.dumps(config.to_dict())                                   # numpy values would not serialise
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_int32_token_ids_give_the_same_logits_as_int64(dtype):
+    from minift.methods import prefix, ptuning
+    ids = torch.randint(0, 61, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    for model in (small_model(), prefix.apply(small_model(), length=3), ptuning.apply(small_model(), length=3)):
+        expected = model(ids, mask).logits
+        assert torch.equal(model(ids.to(dtype), mask.to(dtype)).logits, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16])
+def test_narrow_integer_token_ids_are_refused_with_the_fix(dtype):
+    with pytest.raises(ValueError, match=rf"input_ids has dtype {dtype}, which the embedding cannot index "
+                                         r"with: allowed dtypes are torch.int64 \(long\) and torch.int32; "
+                                         r"convert with input_ids.long\(\)"):
+        small_model()(torch.tensor([[1, 2, 3]], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bool])
+def test_float_and_bool_token_ids_are_refused(dtype):
+    with pytest.raises(ValueError, match=rf"input_ids must hold integer token ids, got dtype {dtype}"):
+        small_model()(torch.tensor([[1, 0, 1]]).to(dtype))
+
+
+def left_and_right_padded(ids, lengths):
+    """The same sentences (row i: its first lengths[i] ids), padded on the right and on the left."""
+    right, right_mask = torch.zeros_like(ids), torch.zeros_like(ids)
+    left, left_mask = torch.zeros_like(ids), torch.zeros_like(ids)
+    width = ids.shape[1]
+    for row, n in enumerate(lengths):
+        right[row, :n], right_mask[row, :n] = ids[row, :n], 1
+        left[row, width - n:], left_mask[row, width - n:] = ids[row, :n], 1
+    return (right, right_mask), (left, left_mask)
+
+
+@pytest.mark.parametrize("pool", ["cls", "last", "mean"])
+def test_pooling_reads_the_real_tokens_whatever_side_the_padding_is_on(pool):
+    """The head alone: the same real hidden vectors, padded left or right, pool to the same vector."""
+    from minift.heads import SequenceClassificationHead
+    torch.manual_seed(0)
+    head = SequenceClassificationHead(8, 3, pool=pool).eval()
+    real = torch.randn(3, 6, 8)
+    lengths = (6, 4, 1)
+    right, left = torch.full((3, 6, 8), 99.0), torch.full((3, 6, 8), -99.0)   # padding: loud garbage
+    right_mask, left_mask = torch.zeros(3, 6), torch.zeros(3, 6)
+    for row, n in enumerate(lengths):
+        right[row, :n], right_mask[row, :n] = real[row, :n], 1
+        left[row, 6 - n:], left_mask[row, 6 - n:] = real[row, :n], 1
+    expected = torch.stack([head(real[row:row + 1, :n])[0] for row, n in enumerate(lengths)])
+    assert torch.allclose(head(right, right_mask), expected, atol=1e-6)
+    assert torch.allclose(head(left, left_mask), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("pool", ["last", "mean"])
+def test_left_and_right_padded_batches_give_the_same_pooled_logits(pool):
+    model = make_target_model(small_model(), "sequence", 3, pool=pool, seed=0).eval()
+    ids = torch.randint(1, 61, (3, 7), generator=torch.Generator().manual_seed(1))
+    (right, right_mask), (left, left_mask) = left_and_right_padded(ids, (7, 4, 2))
+    assert torch.allclose(model(left, left_mask).logits, model(right, right_mask).logits, atol=1e-5)

@@ -54,7 +54,7 @@ def test_summary_rows_for_prefix_and_prompt():
     config = ModelConfig(vocab_size=61, d_model=32, n_layers=2, n_heads=4, max_len=24)
     model = ptuning.apply(prefix.apply(Transformer(config), length=3, reparam=False), length=2, encoder=None)
     rows = trainable_summary(model).rows
-    assert rows["prefix"] == (0, 2 * 2 * 3 * 32)          # frozen by the later apply()
+    assert rows["prefix"] == (2 * 2 * 3 * 32, 2 * 2 * 3 * 32)   # the later apply() leaves it trainable
     assert rows["prompt"] == (2 * 32, 2 * 32)
     assert "lm_head" not in rows                          # tied: the same tensor as tok_emb
 
@@ -108,9 +108,39 @@ def test_closed_forms_equal_counted_parameters(config):
 
 def test_closed_forms_reject_unknown_names():
     config = ModelConfig(vocab_size=10, d_model=8, n_layers=1, n_heads=2)
-    with pytest.raises(ValueError, match="unknown LoRA target 'x'"):
+    with pytest.raises(ValueError, match=r"targets item='x' is not allowed; choose from \('q', 'k'"):
         params.lora_parameters(config, 2, ("q", "x"))
-    with pytest.raises(ValueError, match="encoder='gru' is unknown"):
+    with pytest.raises(ValueError, match=r"encoder='gru' is not allowed; choose from \('lstm', 'mlp', None\)"):
         params.ptuning_parameters(config, 4, "gru")
-    with pytest.raises(ValueError, match="unknown module 'mlp'"):
+    with pytest.raises(ValueError, match=r"modules item='mlp' is not allowed; choose from \('ffn'"):
         params.freeze_parameters(config, 1, ("mlp",))
+
+
+def test_closed_forms_refuse_what_apply_refuses():
+    """These used to return a number for a model that apply() cannot build."""
+    config = ModelConfig(vocab_size=10, d_model=8, n_layers=2, n_heads=2)
+    with pytest.raises(ValueError, match="targets has repeated items"):
+        params.lora_parameters(config, 2, ("q", "q"))                 # was counted twice
+    with pytest.raises(ValueError, match="r must be a positive integer, got 0"):
+        params.lora_parameters(config, 0)                             # was 0
+    with pytest.raises(ValueError, match="layers item=5 is not allowed"):
+        params.lora_parameters(config, 2, layers=[0, 5])              # was counted as 2 layers
+    with pytest.raises(ValueError, match=r"layers must be an integer in \[-2, 2\]"):
+        params.freeze_parameters(config, 3)                           # was 3 layers of a 2-layer model
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
+        params.head_parameters(config, 1)
+    with pytest.raises(ValueError, match="length must be a positive integer, got 0"):
+        params.prefix_parameters(config, 0)
+    with pytest.raises(ValueError, match="reparam must be True or False, got 'no'"):
+        params.prefix_parameters(config, 4, reparam="no")             # "no" was taken as True
+    with pytest.raises(ValueError, match="include_lm_head must be True or False"):
+        params.transformer_parameters(config, include_lm_head="no")
+
+
+def test_target_names_and_shapes_come_from_the_model():
+    from minift import model
+    assert params.LORA_TARGETS is model.TARGETS                       # the old name, kept as an alias
+    config = ModelConfig(vocab_size=10, d_model=8, n_layers=3, n_heads=2, d_ff=20)
+    for t in model.TARGETS:
+        n_in, n_out = model.target_shape(config, t)
+        assert params.lora_parameters(config, 2, (t,), layers=[1]) == 2 * (n_in + n_out)

@@ -149,18 +149,20 @@ def test_too_long_for_max_len(name):
     model(random_ids(length=16))
     with pytest.raises(ValueError, match="exceeds max_len=24"):
         model(random_ids(length=17))
-    with pytest.raises(ValueError, match=r"allowed 1..23"):
+    with pytest.raises(ValueError, match=r"length must be an integer in \[1, 23\] \(length \+ at least one token "
+                                         r"must fit in max_len=24\), got 24"):
         METHODS[name](lm_model(), length=24)
 
 
 @pytest.mark.parametrize("name", METHODS)
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(length=0), r"length=0 is out of range: allowed 1..23"),
-    (dict(length=-2), r"length=-2 is out of range"),
-    (dict(length=3.0), r"length=3.0 is out of range"),
-    (dict(length=30), r"length=30 is out of range: allowed 1..23"),
-    (dict(reparam="yes"), "reparam must be True or False"),
-    (dict(reparam=True, hidden=0), "hidden must be a positive integer"),
+    (dict(length=0), r"length must be an integer in \[1, 23\] .*, got 0"),
+    (dict(length=-2), r"length must be an integer in \[1, 23\] .*, got -2"),
+    (dict(length=3.0), r"length must be an integer in \[1, 23\] .*, got 3.0"),
+    (dict(length=True), r"length must be an integer in \[1, 23\] .*, got True"),
+    (dict(length=30), r"length must be an integer in \[1, 23\] .*, got 30"),
+    (dict(reparam="yes"), "reparam must be True or False, got 'yes'"),
+    (dict(reparam=True, hidden=0), "hidden must be a positive integer or None .*, got 0"),
 ])
 def test_bad_arguments_raise_value_errors(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -181,7 +183,7 @@ def test_incompatible_methods_are_refused():
 
 def test_prefix_and_input_prompt_share_max_len():
     model = ptuning.apply(lm_model(), length=20, encoder=None)
-    with pytest.raises(ValueError, match=r"allowed 1..3 .*prompt of 20"):
+    with pytest.raises(ValueError, match=r"length must be an integer in \[1, 3\] .*prompt of 20"):
         prefix.apply(model, length=4)
     prefix.apply(model, length=3)
     assert model(random_ids(length=1)).logits.shape == (3, 1, 61)
@@ -192,3 +194,67 @@ def test_a_deep_copy_keeps_working():
     twin = copy.deepcopy(model)
     ids = random_ids()
     assert torch.equal(model(ids).logits, twin(ids).logits)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Combining methods (article 2.3.4): each apply leaves what an earlier method added trainable
+
+HEAD = {"head.classifier.weight", "head.classifier.bias"}
+
+
+def trainable(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def lora_names(model):
+    return {n for n, _ in model.named_parameters() if any(part.startswith("lora_") for part in n.split("."))}
+
+
+def prefix_names(model):
+    return {n for n, _ in model.named_parameters() if n.startswith("prefix.")}
+
+
+@pytest.mark.parametrize("order", ["lora then prefix", "prefix then lora"])
+@pytest.mark.parametrize("second", [prefix.apply, ptuning_v2.apply])
+def test_lora_and_a_prefix_combine_and_both_stay_trainable(order, second):
+    from minift.methods import lora
+    first = (lambda m: lora.apply(m, r=2, targets=("q", "v"))) if order == "lora then prefix" else \
+        (lambda m: second(m, length=4))
+    then = (lambda m: second(m, length=4)) if order == "lora then prefix" else \
+        (lambda m: lora.apply(m, r=2, targets=("q", "v")))
+    model = then(first(target_model()))
+    lora_part, prefix_part = lora_names(model), prefix_names(model)
+    assert any("lora_A" in n for n in lora_part) and any("lora_B" in n for n in lora_part)
+    assert prefix_part
+    assert trainable(model) == lora_part | prefix_part | HEAD
+
+
+def test_an_input_prompt_and_a_prefix_combine_and_both_stay_trainable():
+    for model in (ptuning.apply(prefix.apply(target_model(), length=3), length=2, encoder=None),
+                  prefix.apply(ptuning.apply(target_model(), length=2, encoder=None), length=3)):
+        assert trainable(model) == prefix_names(model) | {"prompt.embedding"} | HEAD
+
+
+def test_freeze_after_a_prefix_keeps_the_prefix_trainable():
+    from minift.methods import freeze
+    model = freeze.apply(prefix.apply(target_model(), length=3, reparam=False), layers=1, modules=("attn",))
+    assert {"prefix.table", "blocks.1.attn.q.weight"} <= trainable(model)
+    assert "blocks.0.attn.q.weight" not in trainable(model)
+
+
+def test_what_an_earlier_method_left_frozen_stays_frozen():
+    """Only the pre-trained weights are frozen by apply(); an addition the user froze is not thawed."""
+    model = prefix.apply(target_model(), length=3, reparam=False)
+    model.prefix.requires_grad_(False)
+    ptuning.apply(model, length=2, encoder=None)
+    assert "prefix.table" not in trainable(model)
+
+
+def test_a_refused_second_prefix_leaves_the_first_one_in_place():
+    model = prefix.apply(target_model(), length=4)
+    first = model.prefix
+    states = {n: p.requires_grad for n, p in model.named_parameters()}
+    with pytest.raises(ValueError, match=r"already set \(by prefix-tuning\); P-tuning v2 would replace it"):
+        ptuning_v2.apply(model, length=2)
+    assert model.prefix is first
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == states

@@ -16,8 +16,8 @@ def lm_model(causal=True, seed=0):
     return Transformer(config).eval()
 
 
-def target_model(task="sequence", seed=0):
-    return make_target_model(lm_model(seed=seed), task=task, num_classes=3, seed=seed).eval()
+def target_model(task="sequence", seed=0, causal=True):
+    return make_target_model(lm_model(causal=causal, seed=seed), task=task, num_classes=3, seed=seed).eval()
 
 
 def random_ids(batch=3, length=10, seed=1):
@@ -70,7 +70,7 @@ def test_the_lstm_encoder_makes_every_prompt_depend_on_every_input_vector():
 
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_template_positions_are_honoured(encoder):
-    model = ptuning.apply(lm_model(), length=8, encoder=encoder, positions=(3, 5))
+    model = ptuning.apply(lm_model(causal=False), length=8, encoder=encoder, positions=(3, 5))
     seen = {}
     model.prompt.register_forward_hook(lambda module, args, out: seen.update(prompt=out))
     model.blocks[0].register_forward_pre_hook(lambda module, args: seen.update(block_input=args[0]))
@@ -88,31 +88,56 @@ def test_template_positions_are_honoured(encoder):
     assert torch.equal(new_mask[:, :3], torch.ones(3, 3, dtype=mask.dtype))
     assert torch.equal(new_mask[:, 3:10], mask) and bool(new_mask[:, 10:].all())
     assert torch.equal(real_positions, torch.arange(3, 10))
-    positions = model.pos_emb(torch.arange(15))                          # what block 0 really got
+    positions = model.pos_emb((new_mask.cumsum(1) - 1).clamp(min=0))      # real tokens numbered in order
     assert torch.allclose(seen["block_input"], x + positions, atol=1e-6)
 
 
 @pytest.mark.parametrize("positions", [None, (4, 4), (0, 8)])
 def test_one_output_per_input_token(positions):
-    model = ptuning.apply(lm_model(), length=8, positions=positions)
+    model = ptuning.apply(lm_model(causal=False), length=8, positions=positions)
     ids = random_ids(length=9)
     out = model(ids, output_hidden_states=True)
     assert out.logits.shape == (3, 9, 61)
     assert all(h.shape == (3, 9, 32) for h in out.hidden_states)
-    tagger = ptuning.apply(target_model(task="token"), length=8, positions=positions)
+    tagger = ptuning.apply(target_model(task="token", causal=False), length=8, positions=positions)
     assert tagger(ids).logits.shape == (3, 9, 3)
-    assert ptuning.apply(target_model(), length=8, positions=positions)(ids).logits.shape == (3, 3)
+    classifier = ptuning.apply(target_model(causal=False), length=8, positions=positions)
+    assert classifier(ids).logits.shape == (3, 3)
 
 
-def test_prompts_after_the_input_are_invisible_to_a_causal_model_but_not_to_an_encoder():
+def test_prompts_after_the_input_reach_an_encoder():
     ids = random_ids()
-    for causal, visible in ((True, False), (False, True)):
-        model = ptuning.apply(lm_model(causal=causal), length=4, encoder=None, positions=(0, 4))
-        before = model(ids).logits
-        with torch.no_grad():
-            model.prompt.embedding += torch.randn(4, 32)
-        changed = (model(ids).logits - before).abs().max() > 1e-4
-        assert bool(changed) == visible
+    model = ptuning.apply(lm_model(causal=False), length=4, encoder=None, positions=(0, 4))
+    before = model(ids).logits
+    with torch.no_grad():
+        model.prompt.embedding += torch.randn(4, 32)
+    assert (model(ids).logits - before).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_a_prompt_wholly_after_the_input_of_a_causal_model_is_refused(encoder):
+    """No real token of a causal model can see it: it would change nothing and never train."""
+    model = target_model()
+    with pytest.raises(ValueError, match=r"positions=\(0, 4\) puts every prompt vector after the input, where "
+                                         r"a causal model's tokens cannot see it .* positions=\(4, 0\)"):
+        ptuning.apply(model, length=4, encoder=encoder, positions=(0, 4))
+    assert model.prompt is None                                   # nothing half-attached
+    assert all(p.requires_grad for p in model.parameters())       # and nothing frozen
+
+
+def test_prompt_vectors_after_the_input_of_a_causal_model_are_warned_about():
+    model = lm_model()
+    with pytest.warns(UserWarning, match=r"positions=\(3, 2\): in a causal model the 2 prompt vector\(s\) after "
+                                         r"the input are seen by no real token"):
+        ptuning.apply(model, length=5, encoder=None, positions=(3, 2))
+    ids = random_ids()
+    before = model(ids).logits
+    with torch.no_grad():
+        model.prompt.embedding[3:] += torch.randn(2, 32)          # the two behind the input: no effect
+    assert torch.equal(model(ids).logits, before)
+    with torch.no_grad():
+        model.prompt.embedding[:3] += torch.randn(3, 32)          # the three in front: an effect
+    assert (model(ids).logits - before).abs().max() > 1e-4
 
 
 def test_right_padding_does_not_change_real_tokens_with_prompts_in_front():
@@ -133,10 +158,11 @@ def test_too_long_for_max_len():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(length=0), r"length=0 is out of range: allowed 1..23"),
-    (dict(length=24), r"length=24 is out of range: allowed 1..23"),
-    (dict(length="8"), r"length='8' is out of range"),
-    (dict(encoder="gru"), r"encoder='gru' is unknown; allowed: \('lstm', 'mlp', None\)"),
+    (dict(length=0), r"prompt length must be an integer in \[1, 23\] .*, got 0"),
+    (dict(length=24), r"prompt length must be an integer in \[1, 23\] \(length \+ at least one token must fit "
+                      r"in max_len=24\), got 24"),
+    (dict(length="8"), r"prompt length must be an integer in \[1, 23\] .*, got '8'"),
+    (dict(encoder="gru"), r"encoder='gru' is not allowed; choose from \('lstm', 'mlp', None\)"),
     (dict(length=8, positions=(3, 3)), r"before \+ after must equal length"),
     (dict(length=8, positions=(-1, 9)), r"positions must be \(before, after\)"),
     (dict(length=8, positions=(8,)), r"positions must be \(before, after\)"),
@@ -152,7 +178,7 @@ def test_incompatible_combinations_are_refused():
     with pytest.raises(ValueError, match="model.prompt is already set"):
         ptuning.apply(model)
     with_prefix = prefix.apply(lm_model(), length=20)
-    with pytest.raises(ValueError, match=r"allowed 1..3 .*prefix"):
+    with pytest.raises(ValueError, match=r"must be an integer in \[1, 3\] .*the prefix"):
         ptuning.apply(with_prefix, length=4)
     with pytest.raises(ValueError, match="no prompt encoder"):
         ptuning.prompt_embeddings(lm_model())
