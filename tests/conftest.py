@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests."""
+"""Fixtures shared by the unit tests (tests/core: the library; tests/course: the course wing)."""
 
 import pytest
 import torch
@@ -6,8 +6,12 @@ import torch
 
 @pytest.fixture(scope="module")
 def one_thread():
-    """Tiny models run fastest single-threaded (and are not slowed by other jobs on the machine)."""
+    """Run a module's tests with the CPU thread count the course uses (its one rule lives in
+    minift.course.setup.choose_threads: 1 thread on CPU, or $MINIFT_THREADS). Tiny models run fastest
+    single-threaded, and are not slowed by other jobs on the machine. The count is restored afterwards."""
+    from minift.course.setup import set_threads
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads("cpu")
     yield
     torch.set_num_threads(threads)

@@ -1,5 +1,2 @@
-"""Interactive explorers for the notebooks (ipywidgets), one module per chapter that needs one.
-
-Every explorer has a pure function that computes what it shows (tested headlessly) and a static
-fallback, so a notebook read on GitHub or run without widgets still shows the numbers.
-"""
+"""Alias kept for this release; use minift.course.widgets (``from minift.widgets import rank_explorer``
+still works: each module here is the course wing's module under its old name)."""

@@ -1,4 +1,4 @@
-"""minift.checks: references pass, stubs are "not implemented", each typical mistake is named, and no
+"""minift.course.checks (chapters 00-02 and the framework): references pass, stubs are "not implemented", each typical mistake is named, and no
 exception ever escapes a checker."""
 
 import copy
@@ -8,10 +8,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minift import checks
+from minift.course import checks
 from minift.config import ModelConfig
 from minift.heads import SequenceClassificationHead, make_target_model
 from minift.model import Attention, Block, FeedForward
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # checkers set no threads (see conftest.py)
 
 
 def stub(*args, **kwargs):
@@ -72,6 +74,24 @@ def test_checker_bug_is_reported_not_raised():
 
     verdict = broken_checker(lambda: 1, quiet=True)
     assert_mistake(verdict, "RuntimeError", "bug in the checker")
+
+
+def test_checkers_leave_the_thread_count_to_setup():
+    """The thread rule lives in minift.course.setup: a checker runs the student's code with the threads
+    the notebook chose and changes nothing (it used to force 1 thread around every check)."""
+    seen = []
+
+    def count(d):
+        seen.append(torch.get_num_threads())
+        return 4 * d * d + 4 * d
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert checks.check_count_attention_params(count, quiet=True).passed
+        assert seen and set(seen) == {2} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 ALL_CHECKERS = [checks.check_count_attention_params, checks.check_count_ffn_params,

@@ -1,4 +1,4 @@
-"""minift.checks_lora: the reference passes, a stub is "not implemented", and each typical mistake of a
+"""minift.course.checks.ch04_lora: the reference passes, a stub is "not implemented", and each typical mistake of a
 hand-written LoRA layer is named (at least two different wrong implementations per mistake)."""
 
 import pytest
@@ -6,8 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minift import checks_lora
-from minift.checks_lora import ReferenceLoRALinear as Ref
+from minift.course.checks import ch04_lora as checks_lora
+from minift.course.checks.ch04_lora import ReferenceLoRALinear as Ref
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # checkers set no threads (see conftest.py)
 
 
 def verdict(cls):

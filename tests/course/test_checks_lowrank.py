@@ -4,7 +4,9 @@ deliberately wrong implementation is reported with its specific mistake."""
 import pytest
 import torch
 
-from minift import checks_lowrank as checks
+from minift.course.checks import ch03_lowrank as checks
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # checkers set no threads (see conftest.py)
 
 
 # --- exercise 1: rank-r approximation ----------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""minift.course: seeding, mode, pick(), timer, and the results files."""
+"""minift.course.setup: seeding, mode, CPU threads, pick(), timer, and the results files."""
 
-import os
+import importlib
 import random
 
 import numpy as np
@@ -8,7 +8,10 @@ import pytest
 import torch
 
 import minift
-from minift import course
+import minift.course
+
+# the module: ``minift.course.setup`` itself is the function (the package re-exports it under that name)
+course = importlib.import_module("minift.course.setup")
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +20,7 @@ def restore_state(monkeypatch):
     threads = torch.get_num_threads()
     previous = course._current_env
     monkeypatch.delenv("MINIFT_MODE", raising=False)
+    monkeypatch.delenv("MINIFT_THREADS", raising=False)
     yield
     torch.set_num_threads(threads)
     course._current_env = previous
@@ -172,12 +176,60 @@ def test_relative_root_is_the_course_checkout(tmp_path, monkeypatch):
     assert course.results_dir("results") == elsewhere.resolve() / "results"
 
 
-def test_setup_respects_omp_num_threads(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+# --- CPU threads: the one rule lives in setup ---------------------------------------------------------
+
+def test_setup_uses_one_thread_on_cpu_and_says_so(capsys):
     torch.set_num_threads(2)
-    course.setup()
-    assert torch.get_num_threads() == 2
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    course.setup()
-    assert torch.get_num_threads() == min(course.available_cpus(), course.MAX_THREADS)
-    assert os.environ.get("OMP_NUM_THREADS") is None
+    env = course.setup(seed=0, device="cpu")
+    assert torch.get_num_threads() == 1 and env.threads == 1
+    assert "| 1 CPU thread |" in capsys.readouterr().out
+
+
+def test_threads_from_the_argument_or_minift_threads(monkeypatch, capsys):
+    env = course.setup(device="cpu", threads=2)
+    assert torch.get_num_threads() == 2 and env.threads == 2
+    assert "| 2 CPU threads |" in capsys.readouterr().out
+    monkeypatch.setenv("MINIFT_THREADS", "3")
+    assert course.setup(device="cpu").threads == 3 and torch.get_num_threads() == 3
+    assert course.setup(device="cpu", threads=1).threads == 1         # the argument wins
+    monkeypatch.setenv("MINIFT_THREADS", " ")                           # empty: the default again
+    assert course.setup(device="cpu").threads == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_bad_thread_argument_is_refused_before_anything_changes(bad):
+    torch.set_num_threads(2)
+    previous = course._current_env
+    with pytest.raises(ValueError, match=rf"threads must be a positive integer.*{bad!r}"):
+        course.setup(device="cpu", threads=bad)
+    assert torch.get_num_threads() == 2 and course._current_env is previous
+
+
+@pytest.mark.parametrize("bad", ["four", "0", "-2", "1.5"])
+def test_bad_minift_threads_names_the_variable(monkeypatch, bad):
+    monkeypatch.setenv("MINIFT_THREADS", bad)
+    with pytest.raises(ValueError, match=rf"MINIFT_THREADS='{bad}'.*positive integer"):
+        course.setup(device="cpu")
+
+
+def test_accelerators_keep_several_threads_within_omp_limit(monkeypatch):
+    """With a GPU doing the work the CPU only feeds it: a few threads, capped by OMP_NUM_THREADS."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cuda = torch.device("cuda")
+    assert course.choose_threads(cuda) == min(course.available_cpus(), course.MAX_THREADS)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert course.choose_threads(cuda) == 1
+    assert course.choose_threads("cpu") == 1
+    assert course.choose_threads(cuda, threads=5) == 5
+
+
+def test_run_metadata_records_the_thread_count(tmp_path):
+    course.setup(seed=1, mode="fast", device="cpu", threads=2)
+    assert course.run_metadata()["threads"] == 2
+
+
+def test_the_package_exports_what_notebooks_call():
+    for name in ("setup", "timer", "save_results", "load_results", "synchronize", "describe_device",
+                 "cpu_name", "available_cpus", "choose_threads", "CourseEnv"):
+        assert getattr(minift.course, name) is getattr(course, name), name
+    assert callable(minift.course.setup) and minift.course.setup is course.setup

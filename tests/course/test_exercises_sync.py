@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minift import exercises
+from minift.course import exercises
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -77,7 +77,7 @@ def test_blank_exercise_runs_and_reports_not_implemented(exercise, monkeypatch):
     notebook = run_notebook(exercise)
 
     check_cells = [cell for cell in notebook.cells if is_check_cell(cell)]
-    assert check_cells, f"{exercise.name} has no check cell (a cell calling minift.checks.check_...)"
+    assert check_cells, f"{exercise.name} has no check cell (a cell calling checks.check_...)"
     for cell in check_cells:
         text = output_text(cell)
         assert "not implemented yet" in text, \

@@ -1,10 +1,10 @@
-"""python -m minift.exercises: solution notebooks -> exercise notebooks."""
+"""python -m minift.course.exercises: solution notebooks -> exercise notebooks."""
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from minift import exercises
+from minift.course import exercises
 
 STUB = 'raise NotImplementedError("write your code here")'
 

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 from minift import ModelConfig, Transformer  # noqa: E402
 from minift.analysis.memory import predict_training_memory  # noqa: E402
 from minift.methods import freeze, lora, prefix  # noqa: E402
-from minift.widgets import params_explorer as pe  # noqa: E402
+from minift.course.widgets import params_explorer as pe  # noqa: E402
 
 
 def test_gpt2_small_counts():

@@ -1,11 +1,11 @@
-"""minift.quiz: every bank is valid, check() grades each question type, the widgets work headlessly."""
+"""minift.course.quiz: every bank is valid, check() grades each question type, the widgets work headlessly."""
 
 import importlib.util
 import json
 
 import pytest
 
-from minift import quiz
+from minift.course import quiz
 
 CHAPTERS = quiz.available_chapters()
 

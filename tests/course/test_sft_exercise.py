@@ -5,12 +5,15 @@ import copy
 from pathlib import Path
 
 import nbformat
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minift import checks
+from minift.course.checks import ch01_sft as checks
 from minift.heads import SequenceClassificationHead
+
+pytestmark = pytest.mark.usefixtures("one_thread")   # checkers set no threads (see conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 

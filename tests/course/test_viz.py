@@ -1,4 +1,4 @@
-"""minift.viz: the shared plotting helpers compute the right numbers and draw what they say."""
+"""minift.course.viz: the shared plotting helpers compute the right numbers and draw what they say."""
 
 import matplotlib
 
@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from minift import viz  # noqa: E402
+from minift.course import viz  # noqa: E402
 from minift.train import History  # noqa: E402
 
 

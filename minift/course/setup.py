@@ -1,6 +1,6 @@
 """Notebook set-up: one call that makes a chapter reproducible and sized for the machine it runs on.
 
-    env = minift.course.setup(seed=0)
+    env = minift.course.setup(seed=0)                 # seeds, device, mode, CPU threads; prints one line
     steps = env.pick(fast=20, full=400, gpu=2000)     # tests, CPU laptop, CUDA card
     with minift.course.timer("training"):
         ...
@@ -9,6 +9,11 @@
 Modes: ``fast`` is for the test suite (tiny configs, a few steps: the numbers are not the ones the text
 discusses), ``full`` is the real course run. The mode comes from ``setup(mode=...)`` or the environment
 variable MINIFT_MODE, so ``make test`` can switch every notebook to fast mode without editing them.
+
+CPU threads: setup() is the one place that decides how many threads PyTorch uses (see choose_threads):
+1 on CPU, because the course's models are tiny and one thread avoids the synchronisation that several
+threads pay on every small matrix product (several times faster on a busy 2-core machine).
+``setup(threads=4)`` or the environment variable MINIFT_THREADS=4 overrides it.
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_path
-from .train import default_device
+from minift._version import __version__
+from minift.files import atomic_path
+from minift.train import default_device
+from minift.validate import int_in_range, positive_int
 
 MODES = ("fast", "full")
 DEFAULT_MODE = "full"
 MODE_VARIABLE = "MINIFT_MODE"
-MAX_THREADS = 8          # the course's models are small: more threads mostly add synchronisation cost
+THREADS_VARIABLE = "MINIFT_THREADS"
+CPU_THREADS = 1          # on CPU: tiny models, one thread beats several that must synchronise (see above)
+MAX_THREADS = 8          # on an accelerator the CPU only feeds it: more threads mostly add synchronisation
 
 _current_env: "CourseEnv | None" = None    # the last setup(), so save_results() can record the mode
 
@@ -44,6 +53,7 @@ class CourseEnv:
     seed: int
     device: torch.device
     mode: str
+    threads: int | None = None     # CPU threads PyTorch uses (None: not set by setup())
 
     @property
     def is_fast(self) -> bool:
@@ -85,6 +95,55 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _threads_from_environment() -> int | None:
+    """$MINIFT_THREADS as a positive integer, or None when it is unset or empty."""
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise ValueError(f"{THREADS_VARIABLE}={text!r} is not a valid thread count; allowed: a positive "
+                         "integer such as 1 or 4 (or unset it for the course default)")
+    return value
+
+
+def _omp_limit() -> int | None:
+    """The limit in $OMP_NUM_THREADS, if the user set a usable one."""
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", "").strip())
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def choose_threads(device="cpu", threads=None) -> int:
+    """How many CPU threads PyTorch should use: the course's one rule, used by setup() and the tests.
+
+    ``threads`` if given, else $MINIFT_THREADS, else 1 on CPU (CPU_THREADS: the course's models are
+    tiny, one thread is fastest), else, when an accelerator does the work, min(available CPUs, 8),
+    capped by $OMP_NUM_THREADS when the user set that limit on purpose.
+    """
+    threads = positive_int("threads", threads, allow_none=True)
+    if threads is not None:
+        return threads
+    threads = _threads_from_environment()
+    if threads is not None:
+        return threads
+    if torch.device(device).type == "cpu":
+        return CPU_THREADS
+    return min(available_cpus(), MAX_THREADS, _omp_limit() or MAX_THREADS)
+
+
+def set_threads(device="cpu", threads=None) -> int:
+    """Apply choose_threads(device, threads) to PyTorch and return the number."""
+    threads = choose_threads(device, threads)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) random generators."""
     random.seed(seed)
@@ -92,22 +151,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)          # also seeds every CUDA device
 
 
-def setup(seed: int = 0, mode: str | None = None, *, device=None) -> CourseEnv:
+def setup(seed: int = 0, mode: str | None = None, *, device=None, threads: int | None = None) -> CourseEnv:
     """Prepare a notebook: seed everything, pick the device (cuda > mps > cpu) and the mode, set the
-    number of CPU threads, and print one summary line. ``device`` forces a device (e.g. "cpu")."""
+    number of CPU threads (choose_threads: 1 on CPU unless ``threads`` or $MINIFT_THREADS says
+    otherwise), and print one summary line. ``device`` forces a device (e.g. "cpu")."""
     global _current_env
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    seed = int_in_range("seed", seed, 0, 2**32 - 1)
     mode = parse_mode(mode)
     device = torch.device(device) if device is not None else default_device()
+    threads = set_threads(device, threads)        # checks its arguments before anything changes
     seed_everything(seed)
-    if not os.environ.get("OMP_NUM_THREADS"):     # respect a limit the user set on purpose
-        torch.set_num_threads(min(available_cpus(), MAX_THREADS))
 
-    from . import __version__
     print(f"minift {__version__} | torch {torch.__version__} | device {describe_device(device)} "
-          f"| {torch.get_num_threads()} CPU threads | mode {mode} | seed {seed}")
-    _current_env = CourseEnv(seed=seed, device=device, mode=mode)
+          f"| {threads} CPU thread{'' if threads == 1 else 's'} | mode {mode} | seed {seed}")
+    _current_env = CourseEnv(seed=seed, device=device, mode=mode, threads=threads)
     return _current_env
 
 
@@ -211,8 +268,8 @@ def git_commit() -> str:
 
 
 def run_metadata() -> dict:
-    """Device, date, versions, commit and mode: what you need to trust (or question) a number later."""
-    from . import __version__
+    """Device, date, versions, commit, mode and CPU threads: what you need to trust (or question) a
+    number later (a timing depends on the thread count as much as on the processor)."""
     env = _current_env
     device = env.device if env is not None else default_device()
     return {
@@ -224,6 +281,7 @@ def run_metadata() -> dict:
         "git_commit": git_commit(),
         "mode": env.mode if env is not None else parse_mode(None),
         "seed": env.seed if env is not None else None,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -279,5 +337,6 @@ def load_results(name: str, root="results") -> dict | None:
         return json.load(stream)
 
 
-__all__ = ["CourseEnv", "setup", "parse_mode", "seed_everything", "timer", "synchronize",
-           "save_results", "load_results", "results_dir", "run_metadata", "git_commit", "MODES"]
+__all__ = ["CourseEnv", "setup", "parse_mode", "choose_threads", "set_threads", "seed_everything", "timer",
+           "synchronize", "describe_device", "cpu_name", "available_cpus", "save_results", "load_results",
+           "results_dir", "run_metadata", "git_commit", "MODES", "THREADS_VARIABLE"]

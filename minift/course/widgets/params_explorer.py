@@ -1,0 +1,307 @@
+"""Chapter 02 explorer: where do a Transformer's parameters sit, what does each method train, and how
+much memory does a training step take?
+
+    result = explore(d=768, layers=12, heads=12)    # pure: a dict of numbers (tested headlessly)
+    print(table(result))                            # the static fallback
+    explorer = build(); display(explorer.box)       # the ipywidgets version
+
+Counts come from the closed forms in minift.analysis.params; memory from
+minift.analysis.memory.predict_training_memory applied to a model built on PyTorch's "meta" device
+(shapes only, no numbers), so even GPT-3's shape costs no memory. The model is a causal LM with
+minift's architecture (GPT-2's: learned positions, pre-LayerNorm, GELU FFN, biases, tied head), being
+fine-tuned as a language model on ``batch`` sequences of ``seq`` tokens, without padding.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from minift.analysis import params as formulas
+from minift.analysis.memory import BYTES, format_bytes, predict_training_memory
+from minift.config import ModelConfig
+from minift.validate import choice, int_in_range, positive_int, positive_number
+
+# shapes from the published configurations (GPT-2: Radford et al. 2019 / HF config; GPT-3: Brown et al.
+# 2020, table 2.1); "minift causal-base" is the ladder's base model with minift's vocabulary
+PRESETS = {
+    "minift causal-base": dict(d=128, layers=4, heads=4, ff_ratio=4, vocab=None, max_len=64, seq=32),
+    "GPT-2 small": dict(d=768, layers=12, heads=12, ff_ratio=4, vocab=50257, max_len=1024, seq=512),
+    "GPT-2 XL": dict(d=1600, layers=48, heads=25, ff_ratio=4, vocab=50257, max_len=1024, seq=512),
+    "GPT-3 175B": dict(d=12288, layers=96, heads=96, ff_ratio=4, vocab=50257, max_len=2048, seq=2048),
+}
+D_CHOICES = (32, 64, 128, 192, 256, 384, 512, 768, 1024, 1280, 1600, 2048, 4096, 5120, 8192, 12288)
+VOCAB_CHOICES = (512, 1000, 8000, 32000, 50257, 65536, 128256)
+SEQ_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+RANK_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+METHODS = ("full", "LoRA", "prefix", "Freeze")
+MEMORY_KEYS = ("weights", "gradients", "optimizer_states", "activations")
+
+
+def minift_vocab_size() -> int:
+    from minift.data import get_tokenizer
+    return get_tokenizer().vocab_size
+
+
+def make_config(d: int, layers: int, heads: int, ff_ratio: float, vocab: int, max_len: int) -> ModelConfig:
+    d_ff = int(round(ff_ratio * d))
+    return ModelConfig(vocab_size=vocab, d_model=d, n_layers=layers, n_heads=heads, d_ff=d_ff,
+                       max_len=max_len, causal=True, tie_embeddings=True)
+
+
+@functools.lru_cache(maxsize=32)
+def _meta_model(config_items: tuple, method: str, lora_r: int, prompt_len: int, freeze_layers: int):
+    """A shapes-only model (meta device) with ``method`` applied; cached, never run."""
+    from minift.methods import freeze, full, lora, prefix
+    from minift.model import Transformer
+    config = ModelConfig(**dict(config_items))
+    with torch.device("meta"):
+        model = Transformer(config)
+        if method == "full":
+            full.apply(model)
+        elif method == "LoRA":
+            lora.apply(model, r=lora_r, alpha=2 * lora_r, targets=("q", "v"))
+        elif method == "prefix":
+            prefix.apply(model, length=prompt_len, reparam=False)
+        else:
+            freeze.apply(model, layers=freeze_layers, modules=("ffn",))
+            # Freeze trains only FFNs, so nothing needs the frozen (tied) embedding / LM head's grad
+    return model
+
+
+def explore(d: int = 768, layers: int = 12, heads: int = 12, ff_ratio: float = 4, vocab: int = 50257,
+            lora_r: int = 4, prompt_len: int = 16, batch: int = 8, seq: int = 512,
+            freeze_layers: int = 2, max_len: int | None = None, weight_dtype: str = "fp32") -> dict:
+    """Everything the explorer shows, as numbers.
+
+    Returns {"config", "parts" (parameters per kind), "total", "block" (attention / FFN / norms of
+    one layer and the FFN's share), "methods": {method: {"label", "trainable", "percent", "memory"}}}.
+    LoRA: rank ``lora_r`` on W_q and W_v of every layer. prefix: ``prompt_len`` key and value vectors
+    per layer, stored directly. Freeze: the FFNs of the last ``freeze_layers`` layers. max_len (learned
+    positions) defaults to seq + prompt_len (it only changes the position table's size).
+    """
+    d, layers, heads, vocab, lora_r, prompt_len, batch, seq = (
+        positive_int(name, value) for name, value in (
+            ("d", d), ("layers", layers), ("heads", heads), ("vocab", vocab), ("lora_r", lora_r),
+            ("prompt_len", prompt_len), ("batch", batch), ("seq", seq)))
+    if d % heads:
+        raise ValueError(f"d={d} is not divisible by heads={heads}; pick heads among the divisors of {d}")
+    freeze_layers = int_in_range("freeze_layers", freeze_layers, 0, layers)
+    if lora_r > d:
+        raise ValueError(f"lora_r={lora_r} is larger than d={d}")
+    choice("weight_dtype", weight_dtype, tuple(BYTES))
+    ff_ratio = positive_number("ff_ratio", ff_ratio)
+    max_len = seq + prompt_len if max_len is None else max_len       # learned positions
+    config = make_config(d, layers, heads, ff_ratio, vocab, max_len)
+
+    attention = formulas.attention_parameters(config)
+    ffn = formulas.ffn_parameters(config)
+    norms = 2 * formulas.layer_norm_parameters(config)
+    parts = {
+        "token embeddings (= tied LM head)": vocab * d,
+        "position embeddings": max_len * d,
+        "attention": layers * attention,
+        "FFN": layers * ffn,
+        "layer norms": layers * norms + formulas.layer_norm_parameters(config),
+    }
+    total = formulas.transformer_parameters(config)
+    assert total == sum(parts.values())
+
+    trainable = {
+        "full": total,
+        "LoRA": formulas.lora_parameters(config, lora_r, ("q", "v")),
+        "prefix": formulas.prefix_parameters(config, prompt_len, reparam=False),
+        "Freeze": formulas.freeze_parameters(config, freeze_layers, ("ffn",)),
+    }
+    labels = {
+        "full": "full fine-tuning",
+        "LoRA": f"LoRA r={lora_r} on Wq, Wv",
+        "prefix": f"prefix, {prompt_len} vectors/layer",
+        "Freeze": f"Freeze: FFN of last {freeze_layers} layer{'s' if freeze_layers != 1 else ''}",
+    }
+    items = tuple(sorted(config.to_dict().items()))
+    methods = {}
+    for method in METHODS:
+        if method == "Freeze" and freeze_layers == 0:
+            memory = None                               # nothing trains: no training step to size
+        else:
+            args = {"full": (0, 0, 0), "LoRA": (lora_r, 0, 0), "prefix": (0, prompt_len, 0),
+                    "Freeze": (0, 0, freeze_layers)}[method]         # only what changes the model
+            model = _meta_model(items, method, *args)
+            memory = predict_training_memory(model, batch, seq, weight_dtype=weight_dtype, padded=False)
+        total_with_added = total + (trainable[method] if method in ("LoRA", "prefix") else 0)
+        methods[method] = {"label": labels[method], "trainable": trainable[method],
+                           "percent": 100.0 * trainable[method] / total_with_added, "memory": memory}
+    return {
+        "config": config.to_dict() | {"ff_ratio": ff_ratio, "weight_dtype": weight_dtype,
+                                      "batch": batch, "seq": seq},
+        "parts": parts,
+        "total": total,
+        "block": {"attention": attention, "FFN": ffn, "layer norms": norms,
+                  "ffn_share": ffn / (attention + ffn + norms)},
+        "methods": methods,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Showing it: a text table (the static fallback), HTML, a figure
+
+def _human(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def table(result: dict) -> str:
+    """Plain-text version of what the explorer shows."""
+    c = result["config"]
+    lines = [f"d={c['d_model']}  layers={c['n_layers']}  heads={c['n_heads']}  d_ff={c['d_ff']}  "
+             f"vocab={c['vocab_size']}  positions={c['max_len']}  ->  {result['total']:,} parameters",
+             f"one layer: attention {result['block']['attention']:,}, FFN {result['block']['FFN']:,} "
+             f"({100 * result['block']['ffn_share']:.1f}% of the layer), norms {result['block']['layer norms']:,}",
+             "", "where the parameters sit:"]
+    for part, n in result["parts"].items():
+        lines.append(f"  {part:<36} {n:>18,}  {100 * n / result['total']:6.2f}%")
+    lines += ["", f"training memory, batch {c['batch']} x {c['seq']} tokens, {c['weight_dtype']} "
+                  f"({'mixed precision: + fp32 master copy' if c['weight_dtype'] != 'fp32' else 'fp32 everywhere'}), AdamW:"]
+    header = f"  {'method':<32} {'trainable':>15} {'%':>8}" + "".join(f" {k[:11]:>11}" for k in MEMORY_KEYS) \
+        + f" {'total':>11}"
+    lines.append(header)
+    for method in METHODS:
+        m = result["methods"][method]
+        row = f"  {m['label']:<32} {m['trainable']:>15,} {m['percent']:>7.3f}%"
+        if m["memory"] is None:
+            row += "  (nothing trains)"
+        else:
+            row += "".join(f" {format_bytes(m['memory'][k]):>11}" for k in MEMORY_KEYS + ("total",))
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def html(result: dict) -> str:
+    """The same table as HTML, for the widget."""
+    return "<pre style='font-size: 11px; line-height: 1.25'>" + table(result).replace("&", "&amp;") \
+        .replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
+
+
+def figure(result: dict):
+    """Pie chart of where the parameters sit + stacked bars of training memory per method."""
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    parts = {k: v for k, v in result["parts"].items() if v > 0}
+    ax1.pie(list(parts.values()), labels=[k.replace(" (= tied LM head)", "\n(= tied LM head)") for k in parts],
+            autopct=lambda p: f"{p:.1f}%" if p >= 1 else "", startangle=90, textprops={"fontsize": 8})
+    ax1.set_title(f"where the {_human(result['total'])} parameters sit", fontsize=10)
+    methods = [m for m in METHODS if result["methods"][m]["memory"] is not None]
+    bottom = [0.0] * len(methods)
+    for key in MEMORY_KEYS:
+        values = [result["methods"][m]["memory"][key] / 2 ** 30 for m in methods]
+        ax2.bar(methods, values, bottom=bottom, label=key.replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax2.set_ylabel("predicted training memory (GiB)")
+    c = result["config"]
+    ax2.set_title(f"one training step, batch {c['batch']} x {c['seq']}, {c['weight_dtype']}", fontsize=10)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# The widget
+
+class Explorer:
+    """The widget objects: ``controls`` (name -> widget), ``output`` (HTML table), ``plot`` (Output),
+    ``box`` (what to display). ``update()`` recomputes; every control change calls it."""
+
+    def __init__(self, preset: str = "GPT-2 small", show_plot: bool = True):
+        import ipywidgets as w
+        self.show_plot = show_plot
+        style = {"description_width": "110px"}
+        layout = w.Layout(width="380px")
+
+        def sel(options, value, description):
+            return w.SelectionSlider(options=list(options), value=value, description=description,
+                                     continuous_update=False, style=style, layout=layout)
+
+        def ints(low, high, value, description):
+            return w.IntSlider(min=low, max=high, value=value, description=description,
+                               continuous_update=False, style=style, layout=layout)
+
+        self.preset = w.Dropdown(options=list(PRESETS), value=preset, description="preset",
+                                 style=style, layout=layout)
+        self.controls = {
+            "d": sel(D_CHOICES, 768, "d (width)"),
+            "layers": ints(1, 128, 12, "layers"),
+            "heads": ints(1, 128, 12, "heads"),
+            "ff_ratio": w.FloatSlider(min=1, max=8, step=0.5, value=4, description="d_ff / d",
+                                      continuous_update=False, style=style, layout=layout),
+            "vocab": sel(sorted(set(VOCAB_CHOICES) | {minift_vocab_size()}), 50257, "vocabulary"),
+            "lora_r": sel(RANK_CHOICES, 4, "LoRA r"),
+            "prompt_len": ints(1, 128, 16, "prefix length"),
+            "freeze_layers": ints(0, 12, 2, "Freeze: last N"),
+            "batch": ints(1, 64, 8, "batch"),
+            "seq": sel(SEQ_CHOICES, 512, "sequence length"),
+            "weight_dtype": w.ToggleButtons(options=["fp32", "fp16"], value="fp32", description="precision",
+                                            style=style),
+        }
+        self.max_len = 1024
+        self.output = w.HTML()
+        self.plot = w.Output()
+        self.busy = False
+        for control in self.controls.values():
+            control.observe(self._changed, names="value")
+        self.preset.observe(self._preset_changed, names="value")
+        left = w.VBox([self.preset] + list(self.controls.values()))
+        # controls, then the table, then the plot: side by side, JupyterLab squeezed the sliders'
+        # read-outs and wrapped the table (seen in a headless-Chromium render)
+        self.box = w.VBox([left, self.output, self.plot])
+        self._preset_changed({"new": preset})
+
+    def values(self) -> dict:
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _preset_changed(self, change) -> None:
+        preset = dict(PRESETS[change["new"]])
+        vocab = preset.pop("vocab") or minift_vocab_size()
+        self.max_len = preset.pop("max_len")
+        self.busy = True                                     # one update for the whole preset
+        try:
+            self.controls["layers"].max = max(self.controls["layers"].max, preset["layers"])
+            self.controls["heads"].max = max(self.controls["heads"].max, preset["heads"])
+            self.controls["vocab"].value = vocab
+            for name, value in preset.items():
+                self.controls[name].value = value
+            self.controls["freeze_layers"].max = preset["layers"]
+            self.controls["freeze_layers"].value = min(2, preset["layers"])
+        finally:
+            self.busy = False
+        self.update()
+
+    def _changed(self, _change=None) -> None:
+        if not self.busy:
+            self.controls["freeze_layers"].max = self.controls["layers"].value
+            self.update()
+
+    def update(self) -> dict | None:
+        try:
+            result = explore(max_len=self.max_len, **self.values())
+        except ValueError as error:
+            self.output.value = f"<p style='color: #b00'>{error}</p>"
+            return None
+        self.output.value = html(result)
+        if self.show_plot:
+            import matplotlib.pyplot as plt
+            self.plot.clear_output(wait=True)
+            with self.plot:
+                fig = figure(result)
+                plt.show()
+                plt.close(fig)
+        self.result = result
+        return result
+
+
+def build(preset: str = "GPT-2 small", show_plot: bool = True) -> Explorer:
+    """The explorer's widgets; display ``build().box`` in a notebook."""
+    return Explorer(preset, show_plot)
