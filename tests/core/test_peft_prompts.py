@@ -27,6 +27,9 @@ from minift.methods import prefix, ptuning  # noqa: E402
 VOCAB, D, LAYERS, HEADS, POSITIONS = 50, 32, 3, 4, 40
 TOLERANCE = 1e-4
 
+# transformers deprecates the names PEFT still uses (is_gradient_checkpointing, past_key_values): not ours
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
 
 @pytest.fixture(scope="module")
 def hf_gpt2(one_thread):
