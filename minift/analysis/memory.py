@@ -483,8 +483,8 @@ def measure_training_memory(model, batch: dict, loss_fn=None, lr: float = 1e-3,
     rest are summed, each storage once. On CUDA, "peak_cuda" is torch.cuda.max_memory_allocated over
     the whole step (it includes temporaries and the inputs, so it is larger than the sum).
 
-    This takes a real optimizer step, so it changes the model (pass lr=0.0 to leave the weights as they
-    are up to weight decay, or measure a copy). loss_fn(model, batch) -> scalar loss; default: minift's
+    This takes a real optimizer step, so it changes the model: measure a copy (copy.deepcopy) when the
+    weights must stay as they are. loss_fn(model, batch) -> scalar loss; default: minift's
     cross-entropy on batch["labels"].
     """
     from ..train import make_optimizer
