@@ -15,12 +15,26 @@ Question banks are JSON files shipped with the package (minift/course/quizzes/<c
     explanations    one per option, why it is right or wrong; numeric: one string
     article_section the section of the source article it tests ("5.1"); "-" if none
     mistakes        numeric only, optional: [{"value": x, "message": "..."}], answers that come from a
-                    known mistake, so the feedback can name it
+                    known mistake, so the feedback can name it; a mistake may carry its own "tolerance"
+                    or "rel_tolerance" (else the question's)
+    unit            numeric only, optional: "percent" or "fraction". An answer given in the other form
+                    (0.667 where 66.7% is asked, 66.7 where 0.667 is asked) is recognised and said so
+    measured_in     optional: the chapter ("04") whose notebook measured the answer, when it is not the
+                    bank's own chapter (review banks); quiz.report() scores the student per this chapter
+    measured_where  optional, with measured_in: the section of that chapter, in words
+    zh              optional: the Chinese version, {"prompt", "options", "explanations", "mistakes",
+                    "measured_where"}, each field optional (English is the fallback); see quiz_lang.py
+
+Languages: show(chapter, lang="zh"), text_version(chapter, lang="zh") and check(id, answer, lang="zh")
+use the Chinese text where the bank has it. report(chapter) summarises the answers given in the quiz
+widgets shown in this kernel (or a dict of answers) per chapter; python -m minift.course.quiz export
+prints a bank for a printed exam or an LMS (quiz_export.py).
 
 Banks are read once per Python session (restart the kernel after editing one).
 
-Answers: single -> an option index; multiple -> a list of indices; truefalse -> True/False (or the
-index 0/1); numeric -> a number.
+Answers: single -> an option index; multiple -> a list of indices; truefalse -> True or False (not 0
+or 1: 0 would be option "True" but the number 0 reads as False); numeric -> a number (an int, a float, a
+numpy scalar or a one-number tensor).
 """
 
 from __future__ import annotations
@@ -34,10 +48,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+from .quiz_lang import (Translation, check_lang, localise, parse_translation, translate_feedback,
+                        type_name, ui)
+
 TYPES = ("single", "multiple", "truefalse", "numeric")
 TYPE_NAMES = {"single": "single choice", "multiple": "multiple choice (choose every correct option)",
               "truefalse": "true or false", "numeric": "numeric answer"}
 TRUE_FALSE = ("True", "False")
+UNITS = ("percent", "fraction")
 
 
 class QuizBankError(ValueError):
@@ -54,7 +72,11 @@ class Question:
     correct: object                 # tuple of option indices, or a dict for numeric questions
     explanations: tuple[str, ...]   # one per option; numeric: exactly one
     article_section: str
-    mistakes: tuple = ()            # numeric: ((value, message), ...)
+    mistakes: tuple = ()            # numeric: ((value, message, tolerance dict), ...)
+    unit: str | None = None         # numeric: "percent", "fraction" or None
+    measured_in: str | None = None  # the chapter that measured the answer (review banks), else None
+    measured_where: str = ""        # the section of that chapter, in words
+    zh: Translation | None = None   # the Chinese version (quiz_lang.py); None: English only
 
 
 @dataclass(frozen=True)
@@ -112,7 +134,7 @@ def parse_question(raw: dict, chapter: str, where: str = "question") -> Question
         _fail(where, f"id {qid!r} must be a string starting with '{chapter}-'")
     where = f"{where} {qid!r}"
     allowed = {"id", "chapter", "type", "prompt", "options", "correct", "explanations",
-               "article_section", "mistakes"}
+               "article_section", "mistakes", "unit", "measured_in", "measured_where", "zh"}
     unknown = set(raw) - allowed
     if unknown:
         _fail(where, f"unknown fields {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -128,8 +150,11 @@ def parse_question(raw: dict, chapter: str, where: str = "question") -> Question
     explanations = raw.get("explanations")
     correct = raw.get("correct")
     mistakes = ()
+    unit = raw.get("unit")
 
     if qtype == "numeric":
+        if unit is not None and unit not in UNITS:
+            _fail(where, f"unit {unit!r} is unknown; allowed: {UNITS} (or no unit)")
         if options:
             _fail(where, "a numeric question has no options (use options: [])")
         if isinstance(explanations, list) and len(explanations) == 1:
@@ -147,17 +172,24 @@ def parse_question(raw: dict, chapter: str, where: str = "question") -> Question
             _fail(where, f"{tolerances[0]} must be a number >= 0, got {correct[tolerances[0]]!r}")
         parsed = []
         for i, mistake in enumerate(raw.get("mistakes", [])):
-            if not isinstance(mistake, dict) or set(mistake) != {"value", "message"} \
-                    or not _is_number(mistake["value"]) or not isinstance(mistake["message"], str):
-                _fail(where, f'mistakes[{i}] must be {{"value": number, "message": str}}')
-            if _within(mistake["value"], correct) or _within(correct["value"], {**correct, "value": mistake["value"]}):
+            keys = set(mistake) if isinstance(mistake, dict) else set()
+            if not {"value", "message"} <= keys or keys - {"value", "message", "tolerance", "rel_tolerance"} \
+                    or len(keys & {"tolerance", "rel_tolerance"}) > 1 \
+                    or not _is_number(mistake["value"]) or not isinstance(mistake["message"], str) \
+                    or any(not _is_number(mistake[k]) or mistake[k] < 0 for k in keys & {"tolerance", "rel_tolerance"}):
+                _fail(where, f'mistakes[{i}] must be {{"value": number, "message": str}} with at most one of '
+                             f'"tolerance" or "rel_tolerance" (a number >= 0)')
+            window = {k: mistake[k] for k in ("tolerance", "rel_tolerance") if k in mistake} or \
+                {k: v for k, v in correct.items() if k != "value"}
+            window = {**window, "value": mistake["value"]}
+            if _within(mistake["value"], correct) or _within(correct["value"], window):
                 _fail(where, f"mistakes[{i}] value {mistake['value']} is within the tolerance of the right answer")
-            parsed.append((mistake["value"], mistake["message"]))
+            parsed.append((mistake["value"], mistake["message"], window))
         correct = dict(correct)
         mistakes = tuple(parsed)
     else:
-        if "mistakes" in raw:
-            _fail(where, "only numeric questions have 'mistakes'")
+        if "mistakes" in raw or unit is not None:
+            _fail(where, "only numeric questions have 'mistakes' or a 'unit'")
         if qtype == "truefalse" and list(options) != list(TRUE_FALSE):
             _fail(where, f"a truefalse question's options must be {list(TRUE_FALSE)}, got {options!r}")
         if not isinstance(options, list) or len(options) < 2 or \
@@ -180,9 +212,21 @@ def parse_question(raw: dict, chapter: str, where: str = "question") -> Question
             _fail(where, f"a {qtype} question has exactly one correct option, got {correct}")
         correct = tuple(sorted(correct))
         explanations = tuple(explanations)
+    measured_in, measured_where = raw.get("measured_in"), raw.get("measured_where", "")
+    if measured_in is not None and (not isinstance(measured_in, str) or len(measured_in) != 2
+                                    or not measured_in.isdigit()):
+        _fail(where, f"measured_in must be a chapter like '04', got {measured_in!r}")
+    if "measured_where" in raw and (measured_in is None or not isinstance(measured_where, str)
+                                    or not measured_where.strip()):
+        _fail(where, "measured_where must be a non-empty string and needs measured_in")
+    zh = None
+    if "zh" in raw:
+        zh = parse_translation(raw["zh"], qtype, len(options), len(mistakes),
+                               lambda problem: _fail(where, problem))
     return Question(id=qid, chapter=chapter, type=qtype, prompt=raw["prompt"], options=tuple(options),
                     correct=correct, explanations=explanations, article_section=raw["article_section"],
-                    mistakes=mistakes)
+                    mistakes=mistakes, unit=unit, measured_in=measured_in, measured_where=measured_where,
+                    zh=zh)
 
 
 @lru_cache(maxsize=None)
@@ -249,8 +293,15 @@ def _as_index(value, question: Question) -> int:
 
 def _chosen_options(question: Question, answer) -> tuple[int, ...]:
     """Turn an answer into the sorted option indices it selects, or raise ValueError."""
-    if question.type == "truefalse" and isinstance(answer, bool):
-        return (0 if answer else 1,)
+    if question.type == "truefalse":
+        if getattr(getattr(answer, "dtype", None), "kind", "") == "b" and getattr(answer, "size", 0) == 1:
+            answer = bool(answer)                           # numpy's bool
+        if isinstance(answer, bool):
+            return (0 if answer else 1,)
+        if isinstance(answer, str) and answer.strip() in TRUE_FALSE:
+            return (TRUE_FALSE.index(answer.strip()),)
+        raise ValueError(f"{question.id} is true or false: answer True or False, got {answer!r} "
+                         "(a number is not accepted: 0 would be the option 'True', but 0 means False in Python)")
     if question.type == "multiple":
         if isinstance(answer, (list, tuple, set, frozenset)):
             chosen = {_as_index(a, question) for a in answer}
@@ -274,16 +325,68 @@ def _number(value) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.6g}"
 
 
-def _check_numeric(question: Question, answer) -> Feedback:
+def _as_answer_number(question: Question, answer):
+    """A numeric answer as a float; a one-number tensor or numpy value is fine (what a function computing
+    the answer with torch returns). None and several numbers give a Feedback, not an error, so a notebook
+    that grades a function's return value never crashes; anything else is a ValueError."""
+    if answer is None:
+        return Feedback(question.id, False, "❌ No answer: got None. If a function computes your answer, it must "
+                                            "`return` the number (printing it is not enough).")
+    if hasattr(answer, "numel") or (hasattr(answer, "dtype") and hasattr(answer, "item")):   # torch / numpy
+        size = answer.numel() if hasattr(answer, "numel") else getattr(answer, "size", 1)
+        if size != 1:
+            shape = tuple(getattr(answer, "shape", ()))
+            return Feedback(question.id, False, f"❌ Expected one number, got an array of shape {shape}. "
+                                                "Reduce it to the single number the question asks for.")
+        if getattr(getattr(answer, "dtype", None), "kind", "") != "b" and "bool" not in str(getattr(answer, "dtype", "")):
+            answer = answer.item()
     if not _is_number(answer):
         raise ValueError(f"{question.id} expects a number (like 147456 or 0.5), got {answer!r}")
     if not math.isfinite(answer):
         raise ValueError(f"{question.id} expects a finite number, got {answer!r}")
+    return float(answer) if not isinstance(answer, numbers.Integral) else int(answer)
+
+
+def _other_unit(question: Question, answer):
+    """(the answer converted to the question's unit, how to say it) when the answer looks like it was
+    given in the other unit (a fraction where a percentage is asked, or the reverse), else None."""
+    if question.unit == "percent":
+        return answer * 100, f"{_number(answer)} looks like a fraction; the question asks for a percentage"
+    if question.unit == "fraction":
+        return answer / 100, f"{_number(answer)} looks like a percentage; the question asks for a fraction between 0 and 1"
+    return None
+
+
+def _check_numeric(question: Question, answer) -> Feedback:
+    answer = _as_answer_number(question, answer)
+    if isinstance(answer, Feedback):
+        return answer
     if _within(answer, question.correct):
         return Feedback(question.id, True, f"✅ Correct: {_number(answer)}.", (), question.explanations)
-    for value, message in question.mistakes:    # same tolerance as the right answer
-        if _within(answer, {**question.correct, "value": value}):
-            return Feedback(question.id, False, f"❌ {_number(answer)} is not right. {message}")
+    converted = _other_unit(question, answer)
+    if converted is not None and _within(converted[0], question.correct):
+        value, how = converted
+        return Feedback(question.id, False, f"❌ Almost: {how}. Your number is right, written as "
+                                            f"{_number(value)}; enter it that way.")
+    def raw_mistake():
+        for value, message, window in question.mistakes:
+            if _within(answer, window):
+                return Feedback(question.id, False, f"❌ {_number(answer)} is not right. {message}")
+
+    def converted_mistake():
+        if converted is not None:
+            value, how = converted
+            for mistake_value, message, window in question.mistakes:
+                if _within(value, window):
+                    return Feedback(question.id, False, f"❌ {how} ({_number(value)} in its terms), and that is "
+                                                        f"not right either. {message}")
+
+    # a number in (0, 1] for a percentage was most likely meant as a fraction: read it that way first
+    as_fraction = question.unit == "percent" and 0 < abs(answer) <= 1
+    for named in ((converted_mistake, raw_mistake) if as_fraction else (raw_mistake, converted_mistake)):
+        feedback = named()
+        if feedback is not None:
+            return feedback
     target = question.correct["value"]
     direction = "too high" if answer > target else "too low"
     hint = ""
@@ -293,15 +396,17 @@ def _check_numeric(question: Question, answer) -> Feedback:
                     f"❌ {_number(answer)} is {direction}{hint}. Re-derive it step by step and try again.")
 
 
-def check(question_id: str, answer) -> Feedback:
+def check(question_id: str, answer, lang: str = "en") -> Feedback:
     """Grade ``answer`` to question ``question_id``; pure (no printing, no state).
 
     Wrong choices come with the explanation of why each chosen option is wrong, but the right answer
     is not revealed, so you can try again. Numeric answers get the explanation once they are right.
+    ``lang="zh"``: the same grading, the feedback in Chinese where the bank has it (else English).
     """
-    question = get_question(question_id)
+    lang = check_lang(lang)
+    question = localise(get_question(question_id), lang)
     if question.type == "numeric":
-        return _check_numeric(question, answer)
+        return translate_feedback(_check_numeric(question, answer), lang)
     chosen = _chosen_options(question, answer)
     explanations = tuple(f"{question.options[i]} — {question.explanations[i]}" for i in chosen)
     right = set(question.correct)
@@ -318,7 +423,7 @@ def check(question_id: str, answer) -> Feedback:
         if missed:
             parts.append(f"you missed {missed} correct option{'s' if missed > 1 else ''}")
         message = ("❌ Partly right: " if hits else "❌ Not quite: ") + ", ".join(parts) + "."
-    return Feedback(question.id, picked == right, message, chosen, explanations)
+    return translate_feedback(Feedback(question.id, picked == right, message, chosen, explanations), lang)
 
 
 # --- showing a quiz ---------------------------------------------------------------------------------
@@ -332,20 +437,32 @@ def how_to_answer(question: Question) -> str:
     return f'minift.quiz.check("{question.id}", {ANSWER_FORMS[question.type]})'
 
 
-def text_version(chapter) -> str:
-    """Every question of a chapter as plain text, with how to answer each one."""
-    questions = load_bank(chapter)
-    lines = [f"Quiz for chapter {normalise_chapter(chapter)} ({len(questions)} questions). "
-             "Answer a question with minift.quiz.check(question_id, answer):",
-             "  single choice: an option number; multiple choice: a list of option numbers; "
-             "true/false: True or False; numeric: a number.", ""]
+def _measured(question: Question, lang: str) -> str:
+    """"measured in chapter 04: <section>" for a review question, "" otherwise."""
+    if question.measured_in is None:
+        return ""
+    separator = "：" if lang == "zh" else ": "
+    where = separator + question.measured_where if question.measured_where else ""
+    return ui(lang, "measured", c=question.measured_in) + where
+
+
+def text_version(chapter, lang: str = "en") -> str:
+    """Every question of a chapter as plain text, with how to answer each one (``lang``: "en", "zh")."""
+    lang = check_lang(lang)
+    questions = [localise(q, lang) for q in load_bank(chapter)]
+    lines = [ui(lang, "title", c=normalise_chapter(chapter), n=len(questions)), ui(lang, "howto"), ""]
     for number, question in enumerate(questions, 1):
-        section = "" if question.article_section == "-" else f", article section {question.article_section}"
-        lines.append(f"Q{number}. [{question.id}] ({TYPE_NAMES[question.type]}{section})")
+        section = "" if question.article_section == "-" else ", " + ui(lang, "article", s=question.article_section)
+        lines.append(f"Q{number}. [{question.id}] ({type_name(lang, question.type)}{section})")
         lines.append(f"  {question.prompt}")
         for index, option in enumerate(question.options):
             lines.append(f"    {index}) {option}")
-        lines.append(f"  answer: {how_to_answer(question)}")
+        if _measured(question, lang):
+            lines.append(f"  ({_measured(question, lang)})")
+        answer_call = how_to_answer(question)
+        if lang != "en":
+            answer_call = answer_call[:-1] + f', lang="{lang}")'
+        lines.append(f"  answer: {answer_call}")
         lines.append("")
     return "\n".join(lines)
 
@@ -362,6 +479,7 @@ class QuizWidget:
     feedback: object
     checkboxes: list = field(default_factory=list)
     last_feedback: Feedback | None = None
+    lang: str = "en"
 
     def answer(self):
         """The answer the widgets currently hold, in the form check() takes (None if nothing chosen)."""
@@ -369,15 +487,17 @@ class QuizWidget:
             return [i for i, box in enumerate(self.checkboxes) if box.value]
         if self.question.type == "numeric":
             return self.input.value
+        if self.question.type == "truefalse" and self.input.value is not None:
+            return self.input.value == 0  # the option "True" is index 0; check() takes True/False
         return self.input.value           # RadioButtons hold the option index, or None
 
     def on_submit(self, _button=None) -> None:
         answer = self.answer()
         if answer is None or answer == []:
-            self.feedback.value = "<p><b>Choose an option first.</b></p>"
+            self.feedback.value = f"<p><b>{ui(self.lang, 'choose_first')}</b></p>"
             return
         try:
-            result = check(self.question.id, answer)
+            result = check(self.question.id, answer, lang=self.lang)
         except ValueError as error:
             self.feedback.value = f"<p><b>⚠️ {html.escape(str(error))}</b></p>"
             return
@@ -393,21 +513,33 @@ def feedback_html(feedback: Feedback) -> str:
 
 
 # JupyterLab gives each radio/checkbox label one line of fixed height, so a long option wrapped onto
-# the next one; this lets labels grow to fit (checked in JupyterLab 4 under headless Chromium).
-WRAP_LONG_OPTIONS = ("<style>.minift-quiz .widget-radio-box label, .minift-quiz .widget-checkbox label "
-                     "{display: flex; flex-direction: row-reverse; justify-content: flex-end; align-items: flex-start; height: auto; white-space: normal; "
-                     "line-height: 1.35; margin-bottom: 0.3em;} .minift-quiz .widget-radio-box input, "
-                     ".minift-quiz .widget-checkbox input {flex-shrink: 0; margin: 0.2em 0.5em 0 0;}</style>")
+# the next one; these rules let labels grow to fit. The two widgets build their labels in opposite
+# orders (ipywidgets 8): a radio label holds its text first and the <input> after it, so it is shown
+# reversed (row-reverse) to put the button first; a checkbox label already holds the <input> first and
+# a <span> with the text, so it keeps the normal order (reversing it put the boxes after their text).
+_LABEL = "display: flex; align-items: flex-start; height: auto; white-space: normal; line-height: 1.35; " \
+         "margin-bottom: 0.3em;"
+WRAP_LONG_OPTIONS = (
+    "<style>"
+    f".minift-quiz .widget-radio-box label {{{_LABEL} flex-direction: row-reverse; justify-content: flex-end;}} "
+    f".minift-quiz .widget-checkbox label {{{_LABEL} flex-direction: row; justify-content: flex-start;}} "
+    ".minift-quiz .widget-radio-box input, .minift-quiz .widget-checkbox input "
+    "{flex-shrink: 0; margin: 0.2em 0.5em 0 0;} "
+    ".minift-quiz .widget-checkbox {height: auto;}"
+    "</style>")
 
 
-def build_widget(question: Question) -> QuizWidget:
+def build_widget(question: Question, lang: str = "en") -> QuizWidget:
     """Widgets for one question: its text, an input (RadioButtons / Checkboxes / FloatText), a Submit
-    button and a feedback area."""
+    button and a feedback area; ``lang="zh"``: the Chinese text where the bank has it."""
     import ipywidgets as widgets
 
-    section = "" if question.article_section == "-" else f" · article §{question.article_section}"
+    lang = check_lang(lang)
+    question = localise(question, lang)
+    section = "" if question.article_section == "-" else " · " + ui(lang, "article_short", s=question.article_section)
+    measured = f" · {html.escape(_measured(question, lang))}" if question.measured_in else ""
     header = widgets.HTML(f"<p><b>{html.escape(question.prompt)}</b><br>"
-                          f"<small>{TYPE_NAMES[question.type]}{section} · {question.id}</small></p>")
+                          f"<small>{type_name(lang, question.type)}{section}{measured} · {question.id}</small></p>")
     layout = widgets.Layout(width="auto")
     checkboxes = []
     if question.type == "multiple":
@@ -415,17 +547,17 @@ def build_widget(question: Question) -> QuizWidget:
                       for option in question.options]
         answer_input = widgets.VBox(checkboxes)
     elif question.type == "numeric":
-        answer_input = widgets.FloatText(value=0.0, description="answer:")
+        answer_input = widgets.FloatText(value=0.0, description=ui(lang, "answer"))
     else:
         answer_input = widgets.RadioButtons(options=[(o, i) for i, o in enumerate(question.options)],
                                             value=None, layout=layout)
-    submit = widgets.Button(description="Submit", button_style="primary")
+    submit = widgets.Button(description=ui(lang, "submit"), button_style="primary")
     feedback = widgets.HTML("")
     header.value = WRAP_LONG_OPTIONS + header.value
     container = widgets.VBox([header, answer_input, submit, feedback],
                              layout=widgets.Layout(margin="0 0 1.5em 0"))
     container.add_class("minift-quiz")
-    quiz_widget = QuizWidget(question, container, answer_input, submit, feedback, checkboxes)
+    quiz_widget = QuizWidget(question, container, answer_input, submit, feedback, checkboxes, lang=lang)
     submit.on_click(quiz_widget.on_submit)
     return quiz_widget
 
@@ -439,9 +571,11 @@ def _in_notebook() -> bool:
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
-def show(chapter, text: bool = False):
-    """Show a chapter's quiz: widgets in a notebook, else (or with text=True) plain text."""
-    text_quiz = text_version(chapter)
+def show(chapter, text: bool = False, lang: str = "en"):
+    """Show a chapter's quiz: widgets in a notebook, else (or with text=True) plain text.
+    ``lang="zh"`` shows the Chinese version (English where a translation is missing). The widgets'
+    answers are recorded in this kernel for report(chapter); nothing is stored anywhere else."""
+    text_quiz = text_version(chapter, lang=lang)
     if text or not _in_notebook():
         print(text_quiz)
         return None
@@ -451,12 +585,28 @@ def show(chapter, text: bool = False):
     except ImportError:
         print(text_quiz)
         return None
-    box = widgets.VBox([build_widget(q).container for q in load_bank(chapter)])
+    from .quiz_review import watch
+    quiz_widgets = [build_widget(q, lang=lang) for q in load_bank(chapter)]
+    watch(normalise_chapter(chapter), quiz_widgets)
+    box = widgets.VBox([w.container for w in quiz_widgets])
     bundle = box._repr_mimebundle_() or {}
     bundle["text/plain"] = text_quiz      # what a static viewer (GitHub, nbviewer) shows instead
     display(bundle, raw=True)
     return None        # nothing for the notebook to echo after the widgets
 
 
+def report(chapter, answers: dict | None = None, lang: str = "en"):
+    """The student's score per chapter and which chapter to revisit, from the answers given in the
+    widgets of show(chapter) in this kernel, or from ``answers`` ({question id: answer}, the text
+    fallback). See quiz_review.report."""
+    from .quiz_review import report as _report
+    return _report(chapter, answers=answers, lang=lang)
+
+
 __all__ = ["Question", "Feedback", "QuizWidget", "QuizBankError", "load_bank", "available_chapters",
-           "get_question", "check", "show", "build_widget", "text_version", "parse_question"]
+           "get_question", "check", "show", "build_widget", "text_version", "parse_question", "report"]
+
+
+if __name__ == "__main__":          # python -m minift.course.quiz export --chapter 09 --format markdown
+    from minift.course.quiz_export import main
+    raise SystemExit(main())

@@ -1,5 +1,8 @@
-"""minift.course.checks.ch04_lora: the reference passes, a stub is "not implemented", and each typical mistake of a
-hand-written LoRA layer is named (at least two different wrong implementations per mistake)."""
+"""minift.course.checks.ch04_lora: right layers of several styles pass, a stub is "not implemented", and each
+typical mistake of a hand-written LoRA layer is named (often two different wrong implementations per mistake).
+
+WRONG and RIGHT are module-level so the same implementations can be run against other checker
+versions (they were run against the checkers of HEAD~6 to show which wrong answers those accepted)."""
 
 import pytest
 import torch
@@ -18,40 +21,6 @@ def verdict(cls):
 
 def test_reference_passes():
     assert verdict(Ref).passed
-
-
-def test_real_minift_layer_shape_of_interface_passes():
-    """A different but correct implementation (kaiming init, scaling computed on the fly) passes."""
-    class Kaiming(nn.Module):
-        def __init__(self, base, r, alpha, dropout=0.0):
-            super().__init__()
-            self.base, self.r, self.alpha, self.is_merged = base, r, alpha, False
-            base.weight.requires_grad_(False)
-            base.bias.requires_grad_(False)
-            self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
-            nn.init.kaiming_uniform_(self.lora_A, a=5 ** 0.5)
-            self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
-            self.drop = nn.Dropout(dropout)
-
-        def forward(self, x):
-            y = self.base(x)
-            if not self.is_merged:
-                y = y + (self.drop(x) @ self.lora_A.T @ self.lora_B.T) * (self.alpha / self.r)
-            return y
-
-        def merge(self):
-            if not self.is_merged:
-                with torch.no_grad():
-                    self.base.weight.add_(self.lora_B @ self.lora_A, alpha=self.alpha / self.r)
-                self.is_merged = True
-
-        def unmerge(self):
-            if self.is_merged:
-                with torch.no_grad():
-                    self.base.weight.sub_(self.lora_B @ self.lora_A, alpha=self.alpha / self.r)
-                self.is_merged = False
-
-    assert verdict(Kaiming).passed, str(verdict(Kaiming))
 
 
 def test_stub_is_not_implemented(capsys):
@@ -246,7 +215,7 @@ class BranchAfterMergeNoFlag(Ref):
         return out + self.scaling * F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
 
 
-@pytest.mark.parametrize("cls, fragment", [
+FIRST_WRONG = [
     (BRandn, "B is not zero"), (BLikeA, "B is not zero"),
     (BothZero, "A is zero"), (AStdZero, "A is zero"),
     (NoScaling, "scaling is missing"), (ScalingOne, "scaling is missing"),
@@ -258,9 +227,200 @@ class BranchAfterMergeNoFlag(Ref):
     (BaseTrainable, "base layer is trainable"), (BiasTrainable, "base layer is trainable"),
     (DropoutOnInput, "dropout is applied to the base path"), (DropoutOnOutput, "dropout is applied to the base path"),
     (BranchAfterMerge, "dW is counted twice"), (BranchAfterMergeNoFlag, "dW is counted twice"),
-])
+]
+
+
+@pytest.mark.parametrize("cls, fragment", FIRST_WRONG, ids=lambda x: getattr(x, "__name__", None))
 def test_mistake_is_named(cls, fragment):
     result = verdict(cls)
     assert result.status == "mistake", f"{cls.__name__}: {result}"
     assert fragment in result.message, f"{cls.__name__}: {result}"
     assert result.hint
+
+
+# --- more right styles ---------------------------------------------------------------------------------
+
+class Kaiming(nn.Module):
+    """kaiming init, scaling computed on the fly, a differently named flag, @ instead of F.linear."""
+
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__()
+        self.base, self.r, self.alpha, self.is_merged = base, r, alpha, False
+        base.weight.requires_grad_(False)
+        base.bias.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+        nn.init.kaiming_uniform_(self.lora_A, a=5 ** 0.5)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        y = self.base(x)
+        if not self.is_merged:
+            y = y + (self.drop(x) @ self.lora_A.T @ self.lora_B.T) * (self.alpha / self.r)
+        return y
+
+    def merge(self):
+        if not self.is_merged:
+            with torch.no_grad():
+                self.base.weight.add_(self.lora_B @ self.lora_A, alpha=self.alpha / self.r)
+            self.is_merged = True
+
+    def unmerge(self):
+        if self.is_merged:
+            with torch.no_grad():
+                self.base.weight.sub_(self.lora_B @ self.lora_A, alpha=self.alpha / self.r)
+            self.is_merged = False
+
+
+class RankOneLoop(nn.Module):
+    """The update as a loop over r rank-one terms, F.dropout with self.training, .data for the merge."""
+
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__()
+        self.base, self.r, self.p = base, r, dropout
+        self.base.requires_grad_(False)
+        self.scale = float(alpha) / float(r)
+        self.lora_A = nn.Parameter(torch.randn(r, base.in_features) * 0.01)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.merged = False
+
+    def delta(self):
+        return sum(torch.outer(self.lora_B[:, k], self.lora_A[k]) for k in range(self.r)) * self.scale
+
+    def forward(self, x):
+        if self.merged:
+            return self.base(x)
+        dropped = F.dropout(x, self.p, training=self.training)
+        return self.base(x) + F.linear(dropped, self.delta())
+
+    def merge(self):
+        if not self.merged:
+            self.base.weight.data += self.delta().detach()
+            self.merged = True
+
+    def unmerge(self):
+        if self.merged:
+            self.base.weight.data -= self.delta().detach()
+            self.merged = False
+
+
+RIGHT = {"check_lora_linear": [Ref, Kaiming, RankOneLoop]}
+
+
+@pytest.mark.parametrize("cls", RIGHT["check_lora_linear"], ids=lambda c: c.__name__)
+def test_right_layers_of_any_style_pass(cls):
+    result = verdict(cls)
+    assert result.passed, f"{cls.__name__}: {result}"
+
+
+def test_configs_cover_shapes_and_fractional_scalings():
+    assert len({(i, o) for i, o, _, _ in checks_lora.CONFIGS}) >= 3
+    assert any(alpha // r != alpha / r for _, _, r, alpha in checks_lora.CONFIGS)
+    assert len({alpha / r for _, _, r, alpha in checks_lora.CONFIGS}) == len(checks_lora.CONFIGS)
+
+
+# --- more wrong layers ---------------------------------------------------------------------------------
+
+class IntegerDivision(Ref):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__(base, r, alpha, dropout)
+        self.scaling = alpha // r
+
+
+class MergeWithoutNoGrad(Ref):
+    def merge(self):
+        if not self.merged:
+            self.base.weight.add_(self.delta_weight())    # autograd records it: the weight now requires grad
+            self.merged = True
+
+
+class MergeAugmentedWithoutNoGrad(Ref):
+    def merge(self):
+        if not self.merged:
+            self.base.weight += self.delta_weight()       # torch refuses: a non-leaf tensor as a parameter
+            self.merged = True
+
+
+class MergeNewParameter(Ref):
+    def merge(self):
+        if not self.merged:
+            self.base.weight = nn.Parameter(self.base.weight + self.delta_weight().detach())
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self):
+        if self.merged:
+            self.base.weight -= self.delta_weight()
+            self.merged = False
+
+
+class DropoutAlsoInEval(Ref):
+    def forward(self, x):
+        out = self.base(x)
+        if self.merged:
+            return out
+        dropped = F.dropout(x, self.dropout.p, training=True)        # ignores eval()
+        return out + self.scaling * F.linear(F.linear(dropped, self.lora_A), self.lora_B)
+
+
+class DropoutIgnored(Ref):
+    def forward(self, x):
+        out = self.base(x)
+        return out if self.merged else out + self.scaling * F.linear(F.linear(x, self.lora_A), self.lora_B)
+
+
+class DropoutInPlace(Ref):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__(base, r, alpha, dropout)
+        self.dropout = nn.Dropout(dropout, inplace=True)
+
+    def forward(self, x):
+        out = self.base(x)
+        if self.merged:
+            return out
+        return out + self.scaling * F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B)
+
+
+class DropoutAfterB(Ref):
+    def forward(self, x):
+        out = self.base(x)
+        if self.merged:
+            return out
+        return out + self.dropout(self.scaling * F.linear(F.linear(x, self.lora_A), self.lora_B))
+
+
+class ReinitialisesBase(Ref):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        nn.init.kaiming_uniform_(base.weight)            # "initialise the layer"
+        super().__init__(base, r, alpha, dropout)
+
+
+class RSLoRA(Ref):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        super().__init__(base, r, alpha, dropout)
+        self.scaling = alpha / r ** 0.5
+
+
+MORE_WRONG = [
+    (IntegerDivision, "integer division"),
+    (MergeWithoutNoGrad, "base.weight requires grad"),
+    (MergeAugmentedWithoutNoGrad, "without torch.no_grad()"),
+    (MergeNewParameter, "base.weight requires grad"),
+    (DropoutAlsoInEval, "still active after model.eval()"),
+    (DropoutIgnored, "dropout is never applied"),
+    (DropoutInPlace, "changed its input x in place"),
+    (DropoutAfterB, "branch's output"),
+    (ReinitialisesBase, "changed the pre-trained weights"),
+    (RSLoRA, "alpha / sqrt(r)"),
+]
+
+
+@pytest.mark.parametrize("cls, fragment", MORE_WRONG, ids=lambda x: getattr(x, "__name__", None))
+def test_more_mistakes_are_named(cls, fragment):
+    result = verdict(cls)
+    assert result.status == "mistake", f"{cls.__name__}: {result}"
+    assert fragment in result.message, f"{cls.__name__}: {result}"
+    assert result.hint
+
+
+WRONG = {"check_lora_linear": FIRST_WRONG + MORE_WRONG}

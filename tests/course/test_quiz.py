@@ -44,6 +44,8 @@ def test_bank_is_valid(chapter):
         else:
             assert len(question.explanations) == len(question.options) >= 2
             answer = list(question.correct) if question.type == "multiple" else question.correct[0]
+            if question.type == "truefalse":
+                answer = question.correct[0] == 0
             assert quiz.check(question.id, answer).correct
 
 
@@ -151,13 +153,18 @@ def test_multiple_choice_right_partial_and_wrong():
     assert not only_wrong.correct and "Not quite" in only_wrong.message
 
 
-def test_true_false_accepts_bools_and_indices():
+def test_true_false_accepts_bools_and_their_names_but_not_0_or_1():
+    import numpy as np
+
     question = question_of_type("truefalse")
     truth = question.correct[0] == 0
     assert quiz.check(question.id, truth).correct
     assert not quiz.check(question.id, not truth).correct
-    assert quiz.check(question.id, question.correct[0]).correct
+    assert quiz.check(question.id, np.bool_(truth)).correct
     assert quiz.check(question.id, "True" if truth else "False").correct
+    for number in (0, 1):              # 0 used to mean option 0, "True", although 0 is False in Python
+        with pytest.raises(ValueError, match="answer True or False"):
+            quiz.check(question.id, number)
 
 
 def test_numeric_within_and_outside_tolerance():
@@ -195,7 +202,8 @@ def test_numeric_known_mistake_is_named():
     ("multiple", [0, 99], "out of range"),
     ("multiple", [], "at least one"),
     ("multiple", ["a"], "index"),
-    ("truefalse", 2, "out of range"),
+    ("truefalse", 2, "True or False"),
+    ("truefalse", 0, "True or False"),
     ("numeric", "147,456", "number"),
     ("numeric", float("nan"), "finite"),
     ("numeric", True, "number"),
@@ -262,8 +270,12 @@ def test_true_false_widget_uses_radio_buttons():
     assert isinstance(widget.input, ipywidgets.RadioButtons)
     assert [label for label, _ in widget.input.options] == ["True", "False"]
     widget.input.value = question.correct[0]
+    assert widget.answer() is (question.correct[0] == 0)          # the widget hands check() a bool
     widget.submit.click()
     assert "✅" in widget.feedback.value
+    widget.input.value = 1 - question.correct[0]
+    widget.submit.click()
+    assert "❌" in widget.feedback.value
 
 
 @needs_widgets
@@ -326,3 +338,147 @@ def test_show_in_a_notebook_displays_widgets_with_a_text_fallback(monkeypatch):
     (bundle, raw), = shown
     assert raw and "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"] == quiz.text_version("02")       # what GitHub shows without a kernel
+
+
+# --- numeric answers as students enter them ----------------------------------------------------------
+
+def test_numeric_answers_of_any_number_type():
+    import numpy as np
+    import torch
+
+    for value in (2 / 3, np.float32(2 / 3), np.float64(2 / 3), torch.tensor(2 / 3), torch.tensor([2 / 3]),
+                  np.array(2 / 3)):
+        assert quiz.check("02-ffn-share", value).correct, repr(value)
+    assert quiz.check("02-gpt2-block", torch.tensor(7077888)).correct
+    assert quiz.check("02-gpt2-block", np.int64(7077888)).correct
+
+
+def test_a_notebook_grade_helper_never_crashes_on_none_or_a_tensor():
+    """The chapter-02 notebook grades `print(minift.quiz.check(id, answer()))`: a function that forgot
+    its return, or returned a tensor, gets feedback instead of a traceback."""
+    import torch
+
+    missing = quiz.check("02-gpt2-block", None)
+    assert not missing.correct and "return" in missing.message
+    several = quiz.check("02-gpt2-block", torch.tensor([1.0, 2.0]))
+    assert not several.correct and "one number" in several.message
+    assert str(missing) and str(several)
+
+
+@pytest.mark.parametrize("qid, answer, fragment", [
+    ("02-ffn-share", 66.7, "looks like a percentage"),
+    ("02-ffn-share", 66.67, "looks like a percentage"),
+    ("02-ffn-share", 33.3, "attention's share"),                 # a known mistake, entered as a percentage
+    ("02-ffn-share", 2, "ratio FFN : attention"),
+    ("00-chance-level", 0.333, "looks like a fraction"),
+    ("00-chance-level", 1 / 3, "looks like a fraction"),
+    ("00-ignored-positions", 0.5, "looks like a fraction"),
+    ("00-ignored-positions", 35, "divided by every position"),
+    ("00-ignored-positions", 0.35, "divided by every position"),
+    ("02-gpt2-block", 6_488_064, "output projection"),
+    ("02-gpt2-block", 7_087_872, "biases"),
+    ("02-lora-checkpoint-mb", 35, "rounded figure"),
+    ("02-lora-checkpoint-mb", 36, "MiB"),
+    ("02-lora-checkpoint-mb", 36.0, "MiB"),
+    ("02-lora-checkpoint-mb", 75.5, "fp32"),
+    ("04-scaling-value", 1, "integer division"),
+    ("01-initial-loss", 1.585, "bits"),
+])
+def test_common_mistakes_are_recognised_as_entered(qid, answer, fragment):
+    feedback = quiz.check(qid, answer)
+    assert not feedback.correct
+    assert fragment in feedback.message, feedback.message
+
+
+def test_the_fraction_for_a_percentage_is_said_kindly_with_the_right_number():
+    feedback = quiz.check("00-chance-level", 0.333)
+    assert "33.3" in feedback.message and "enter it that way" in feedback.message
+    assert quiz.check("00-chance-level", 33.3).correct and quiz.check("02-ffn-share", 0.667).correct
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"unit": "kg"}, "unit"),
+    ({"mistakes": [{"value": 2, "message": "m", "tolerance": -1}]}, "mistakes"),
+    ({"mistakes": [{"value": 2, "message": "m", "tolerance": 1, "rel_tolerance": 0.1}]}, "mistakes"),
+    ({"mistakes": [{"value": 1.5, "message": "m", "tolerance": 0.6}]}, "within"),
+])
+def test_numeric_schema_names_bad_units_and_mistakes(changes, message):
+    raw = good_question(type="numeric", options=[], explanations="why", correct={"value": 1, "tolerance": 0.1})
+    raw.update(changes)
+    with pytest.raises(quiz.QuizBankError, match=message):
+        quiz.parse_question(raw, "99")
+    with pytest.raises(quiz.QuizBankError, match="unit"):
+        quiz.parse_question(good_question(unit="percent"), "99")     # a choice question has no unit
+
+
+def test_a_mistake_can_have_its_own_tolerance():
+    raw = good_question(type="numeric", options=[], explanations="why", correct={"value": 10, "tolerance": 0},
+                        mistakes=[{"value": 20, "message": "doubled", "rel_tolerance": 0.05}])
+    question = quiz.parse_question(raw, "99")
+    value, message, window = question.mistakes[0]
+    assert value == 20 and window == {"rel_tolerance": 0.05, "value": 20}
+
+
+# --- the review's fixes in the banks --------------------------------------------------------------------
+
+def test_lora_what_stays_follows_the_measured_activation_drop():
+    question = quiz.get_question("02-lora-what-stays")
+    assert question.correct == (1, 2)                   # gradients and Adam states shrink by a large factor
+    activations = question.options.index("the activations saved for backward")
+    assert activations not in question.correct and "31%" in question.explanations[activations]
+    assert round(1 - 50.9 / 73.8, 2) == 0.31            # chapter 02's measured MiB, full vs LoRA
+
+
+def test_alpha_over_r_explanation_agrees_with_chapter_04():
+    question = quiz.get_question("04-alpha-over-r")
+    right = question.explanations[question.correct[0]]
+    assert "over-corrects" in right and "2.78" in right and "0.37" in right
+    assert "Dividing by r cancels that" not in right
+
+
+def test_initial_loss_asks_about_the_moment_before_any_update():
+    prompt = quiz.get_question("01-initial-loss").prompt
+    assert "Before the first update" in prompt and "first step" not in prompt
+
+
+def test_chapter_00_asks_concepts_not_tooling():
+    prompts = " ".join(q.prompt for q in quiz.load_bank("00"))
+    assert "MINIFT_MODE" not in prompts and "fast" not in prompts
+    with pytest.raises(ValueError):
+        quiz.get_question("00-fast-mode")
+
+
+def test_no_two_questions_ask_the_same_thing():
+    import difflib
+
+    questions = [q for chapter in CHAPTERS for q in quiz.load_bank(chapter)]
+    for a_index, a in enumerate(questions):
+        for b in questions[a_index + 1:]:
+            text_a, text_b = a.prompt + " ".join(a.options), b.prompt + " ".join(b.options)
+            ratio = difflib.SequenceMatcher(None, text_a, text_b).ratio()
+            assert ratio < 0.75, (a.id, b.id, round(ratio, 2))
+    ids = {q.id for q in questions}
+    # the pairs the review found: one of each is kept
+    for pair in (("03-decompose-every-matrix", "04-every-matrix"), ("03-pretrained-frozen", "04-what-lora-does"),
+                 ("02-lora-checkpoint-mb", "04-gpt3-adapter-mb")):
+        assert len(ids & set(pair)) == 1, pair
+
+
+def test_every_option_of_every_question_is_explained():
+    for chapter in CHAPTERS:
+        for question in quiz.load_bank(chapter):
+            if question.type == "numeric":
+                assert question.explanations[0].strip()
+            else:
+                assert len(question.explanations) == len(question.options)
+                assert all(len(text.strip()) > 10 for text in question.explanations), question.id
+
+
+def test_checkbox_labels_keep_the_box_before_the_text():
+    """ipywidgets 8 builds a checkbox label as <input><span>text</span>, a radio label as text<input>:
+    only the radio labels may be reversed, or the boxes end up after their text."""
+    css = quiz.WRAP_LONG_OPTIONS
+    radio = css[css.index(".widget-radio-box label"):].split("}")[0]
+    checkbox = css[css.index(".widget-checkbox label"):].split("}")[0]
+    assert "row-reverse" in radio
+    assert "row-reverse" not in checkbox and "flex-direction: row;" in checkbox

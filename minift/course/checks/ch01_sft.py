@@ -19,17 +19,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .framework import Verdict, call, checker, mistake, name_of, passed
+from .framework import Rejected, Verdict, _StudentRaised, as_number, call, call_keeping_inputs, checker, \
+    mistake, name_of, passed
 
 
 # --- SFT: build the target model ---------------------------------------------------------------------
 
-def _tiny_source_model(seed: int = 0):
+def _tiny_source_model(seed: int = 0, dropout: float = 0.0):
     """A small pre-trained-looking causal model, built without touching the global random state."""
     from minift.config import ModelConfig
     from minift.model import Transformer
 
-    config = ModelConfig(vocab_size=40, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=16)
+    config = ModelConfig(vocab_size=40, d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=16, dropout=dropout)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Transformer(config)
@@ -60,7 +61,7 @@ def check_target_model(fn) -> Verdict:
     source_ptrs = {p.data_ptr() for p in source.state_dict().values()}
     tokens = torch.randint(0, source.config.vocab_size, (4, 6), generator=torch.Generator().manual_seed(1))
 
-    for num_classes in (3, 5):
+    for num_classes in (3, 2, 5):
         target = call(fn, source, num_classes)
         if target is source:
             return mistake("returned the source model itself (not a copy)",
@@ -122,10 +123,15 @@ def check_target_model(fn) -> Verdict:
 
         target.eval()
         with torch.no_grad():
-            logits = call(target, tokens, what="the target model's forward").logits
+            logits = call(target, tokens, attention_mask=torch.ones_like(tokens),
+                          what="the target model's forward").logits
         if tuple(logits.shape) != (4, num_classes):
             return mistake(f"the target model gives logits of shape {tuple(logits.shape)}, expected (4, {num_classes})",
                            "a sequence head pools the hidden states to one vector per sentence")
+
+        pooling = _check_pooling(target, num_classes)
+        if pooling is not None:
+            return pooling
 
         with torch.no_grad():            # last check: a change to the target must not reach the source
             for parameter in target.parameters():
@@ -133,17 +139,96 @@ def check_target_model(fn) -> Verdict:
         if any(not torch.equal(before[k], v) for k, v in source.state_dict().items()):
             return mistake("shares tensors with the source",
                            "changing the target changed the source; use copy.deepcopy(source_model)")
-    return passed(f"{name} copies the body, drops the LM head and adds a new random head "
-                  "(tried 3 and 5 classes); the source model is untouched")
+    return passed(f"{name} copies the body, drops the LM head and adds a new random head that pools the "
+                  "last real token (tried 3, 2 and 5 classes, right- and left-padded sentences); the source "
+                  "model is untouched")
+
+
+def _padded_batch(vocab_size: int):
+    """Sentences of different lengths, right- and left-padded, with random token ids at the padding."""
+    generator = torch.Generator().manual_seed(4)
+    tokens = torch.randint(1, vocab_size, (4, 7), generator=generator)
+    mask = torch.ones(4, 7, dtype=torch.long)
+    mask[1, 4:] = 0          # right padding: 4 real tokens
+    mask[2, :3] = 0          # left padding: 4 real tokens at the end
+    mask[3, 2:] = 0          # right padding: 2 real tokens
+    return tokens, mask
+
+
+def _check_pooling(target, num_classes: int):
+    """None if the target model's head reads the LAST REAL token of each sentence (the only position
+    of a causal model that has seen the whole sentence), else a Verdict naming what it reads instead."""
+    from minift.heads import real_token_index
+
+    tokens, mask = _padded_batch(target.config.vocab_size)
+    hint = ("use minift.heads.SequenceClassificationHead(d_model, num_classes, pool=\"last\"): in a causal "
+            "model only the last real token has seen the whole sentence, and the attention mask tells "
+            "where it is (padding can be on either side)")
+    was_training = target.training
+    target.eval()
+    try:
+        with torch.no_grad():
+            out = call(target, tokens, attention_mask=mask, output_hidden_states=True,
+                       what="the target model's forward")
+            logits = out.logits
+            linear = _head_linear(target.head)
+            if out.hidden_states is not None and linear is not None:
+                final = target.ln_f(out.hidden_states[-1])
+                rows = torch.arange(final.shape[0])
+                real = mask.unsqueeze(-1).to(final.dtype)
+                candidates = {
+                    "last real": final[rows, real_token_index(mask, "last")],
+                    "first real": final[rows, real_token_index(mask, "first")],
+                    "first position": final[:, 0],
+                    "last position": final[:, -1],
+                    "mean": (final * real).sum(1) / real.sum(1),
+                }
+                matches = [kind for kind, pooled in candidates.items()
+                           if torch.allclose(linear(pooled), logits, atol=1e-5, rtol=1e-4)]
+                if "last real" in matches:
+                    return None
+                messages = {
+                    "first real": "the head pools the FIRST token ([CLS], BERT's choice); in a causal model "
+                                  "that position has seen only itself, so the prediction ignores the sentence",
+                    "first position": "the head pools the first position; in a causal model it has seen only "
+                                      "itself (and with left padding it is padding)",
+                    "last position": "the head pools the last POSITION even where it is padding: the attention "
+                                     "mask is ignored",
+                    "mean": "the head averages all tokens (mean pooling); this course's causal target model "
+                            "pools the last real token, the one that has seen the whole sentence",
+                }
+                for kind in matches:
+                    return mistake(messages[kind], hint)
+            # a head of its own design: test what it looks at by changing tokens
+            changed_pad = tokens.clone()
+            changed_pad[mask == 0] = (changed_pad[mask == 0] % (target.config.vocab_size - 1)) + 1
+            if not torch.allclose(call(target, changed_pad, attention_mask=mask).logits, logits, atol=1e-5):
+                return mistake("the prediction changes when only padding tokens change: the head reads "
+                               "padding positions", hint)
+            last = real_token_index(mask, "last")
+            changed_last = tokens.clone()
+            rows = torch.arange(tokens.shape[0])
+            changed_last[rows, last] = (changed_last[rows, last] % (target.config.vocab_size - 1)) + 1
+            moved = (call(target, changed_last, attention_mask=mask).logits - logits).abs().amax(dim=-1)
+            if bool((moved < 1e-6).any()):
+                return mistake("the prediction does not change when the last real token of a sentence "
+                               "changes: the head does not read it (note: mask.sum() - 1 is the last real position only when "
+                               "the padding is on the right)", hint)
+    finally:
+        target.train(was_training)
+    return None
 
 
 # --- one training step -------------------------------------------------------------------------------
 
+DROPOUT = 0.1     # the model has dropout, so a step that switches it to eval() mode changes the numbers
+
+
 def _training_setup():
-    """A tiny classifier, and two batches whose labels include -100 (an unlabelled example)."""
+    """A tiny classifier with dropout, and two batches whose labels include -100 (an unlabelled example)."""
     from minift.heads import make_target_model
 
-    model = make_target_model(_tiny_source_model(), task="sequence", num_classes=3, seed=0)
+    model = make_target_model(_tiny_source_model(dropout=DROPOUT), task="sequence", num_classes=3, seed=0)
     generator = torch.Generator().manual_seed(2)
     batches = []
     for _ in range(2):
@@ -153,7 +238,7 @@ def _training_setup():
         labels = torch.randint(0, 3, (4,), generator=generator)
         labels[2] = -100
         batches.append({"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels})
-    return model, batches
+    return model.train(), batches
 
 
 def reference_training_step(model, batch, optimizer) -> float:
@@ -167,14 +252,22 @@ def reference_training_step(model, batch, optimizer) -> float:
 
 
 LEARNING_RATE = 0.5      # plain SGD with a large step: every mistake changes the weights visibly
+STEP_SEEDS = (11, 12)    # dropout draws the same masks for your step and the reference's
+
+
+def _seeded(seed, fn, *args, **kwargs):
+    """fn(*args) with the global torch generator seeded (dropout masks), restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fn(*args, **kwargs)
 
 
 def _run_steps(model, batches, step) -> tuple[list, list]:
-    """Run ``step`` on each batch with a fresh SGD optimizer; the losses and the state after each step."""
+    """Run ``step`` on each batch with one SGD optimizer; the losses and the state after each step."""
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
     losses, states = [], []
-    for batch in batches:
-        losses.append(step(model, batch, optimizer))
+    for seed, batch in zip(STEP_SEEDS, batches):
+        losses.append(_seeded(seed, step, model, batch, optimizer))
         states.append(_state_copy(model))
     return losses, states
 
@@ -192,56 +285,86 @@ def _accumulating_step(model, batch, optimizer) -> float:
     return loss.item()
 
 
+def _loss_of(model, batch, labels=None) -> float:
+    logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"] if labels is None else labels
+    return F.cross_entropy(logits, labels, ignore_index=-100).item()
+
+
 class _WatchedSGD(torch.optim.SGD):
-    """SGD that remembers, for each step() call, whether any gradient was there to apply."""
+    """SGD that remembers, for each step() call, whether any gradient was there to apply, and every
+    zero_grad() call that wiped gradients."""
 
     def __init__(self, params, lr):
         super().__init__(params, lr=lr)
         self.steps_with_gradients = []
+        self.events = []
+
+    def _has_gradients(self) -> bool:
+        return any(p.grad is not None and bool(p.grad.any())
+                   for group in self.param_groups for p in group["params"])
 
     def step(self, closure=None):
-        has_gradient = any(p.grad is not None and bool(p.grad.any())
-                           for group in self.param_groups for p in group["params"])
+        has_gradient = self._has_gradients()
         self.steps_with_gradients.append(has_gradient)
+        self.events.append(("step", has_gradient))
         return super().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.events.append(("zero_grad", self._has_gradients()))
+        return super().zero_grad(set_to_none=set_to_none)
 
 
 def _as_loss(value, name: str, notes: list):
     """The returned loss as a float, or a mistake Verdict."""
+    if value is None:
+        return mistake(f"{name} returned None", "return the loss as a float: return loss.item()")
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             return mistake(f"{name} returned a tensor of shape {tuple(value.shape)}",
                            "return the mean loss as a single number: loss.item()")
         notes.append("you returned a tensor; return loss.item() instead, so only the number is kept "
                      "(a tensor keeps the whole computation graph alive)")
-        value = value.item()
-    if value is None:
-        return mistake(f"{name} returned None", "return the loss as a float: return loss.item()")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    number = as_number(value)
+    if number is None:
         return mistake(f"{name} returned {type(value).__name__}, expected a float",
                        "return the loss as a float: return loss.item()")
-    return float(value)
+    return number
 
 
 @checker
 def check_training_step(fn) -> Verdict:
     """fn(model, batch, optimizer) -> float loss, after one step: zero_grad, forward, cross-entropy
-    (labels -100 ignored), backward, optimizer.step(). Two calls in a row must equal two reference steps."""
+    (labels -100 ignored), backward, optimizer.step(). Two calls in a row must equal two reference steps
+    (the model has dropout: the step must leave it in train mode)."""
     name = name_of(fn)
     model, batches = _training_setup()
     start = _state_copy(model)
     student_model = copy.deepcopy(model).train()
     optimizer = _WatchedSGD(student_model.parameters(), lr=LEARNING_RATE)
     notes, losses, states = [], [], []
-    for batch in batches:
-        loss = _as_loss(call(fn, student_model, batch, optimizer), name, notes)
+    order_hint = "order: optimizer.zero_grad(), forward, loss, loss.backward(), optimizer.step()"
+    for seed, batch in zip(STEP_SEEDS, batches):
+        try:
+            returned = _seeded(seed, call_keeping_inputs, fn, student_model, batch, optimizer,
+                               names=["model", "batch", "optimizer"], what=name)
+        except _StudentRaised as raised:
+            if "does not require grad" in str(raised.error):
+                return mistake("loss.backward() failed because the loss has no gradient: it was computed under "
+                               "torch.no_grad() (or detached, or rebuilt from loss.item())",
+                               "compute the forward pass and the loss normally; only the returned number uses .item()")
+            raise
+        loss = _as_loss(returned, name, notes)
         if isinstance(loss, Verdict):
             return loss
+        if not student_model.training:
+            return mistake("the step switched the model to eval mode (model.eval()): dropout is off while it trains",
+                           "leave the mode to the caller: a training step runs in train mode (call model.train() "
+                           "before the loop, not model.eval() inside the step)")
         losses.append(loss)
         states.append(_state_copy(student_model))
 
     ref_losses, ref_states = _run_steps(copy.deepcopy(model), batches, reference_training_step)
-    order_hint = "order: optimizer.zero_grad(), forward, loss, loss.backward(), optimizer.step()"
     if not optimizer.steps_with_gradients:
         if not _same_state(states[-1], start):
             return mistake("the parameters changed, but not through the optimizer you were given",
@@ -249,11 +372,16 @@ def check_training_step(fn) -> Verdict:
         return mistake("forgot optimizer.step(): the parameters did not change",
                        "after loss.backward(), call optimizer.step() to apply the update")
     if not any(optimizer.steps_with_gradients):
-        if all(p.grad is None for p in student_model.parameters()):
-            return mistake("forgot loss.backward(): no gradients were computed, so optimizer.step() "
-                           "had nothing to apply", order_hint)
-        return mistake("called optimizer.step() before loss.backward(): each step applied no gradient "
-                       "(or the previous batch's)", order_hint)
+        if any(p.grad is not None and bool(p.grad.any()) for p in student_model.parameters()):
+            return mistake("called optimizer.step() before loss.backward(): each step applied no gradient "
+                           "(or the previous batch's)", order_hint)
+        events = optimizer.events
+        if any(kind == "zero_grad" and had and later == ("step", False)
+               for (kind, had), later in zip(events, events[1:])):
+            return mistake("called optimizer.zero_grad() between loss.backward() and optimizer.step(): it wiped "
+                           "the gradients just before the update, so nothing was learnt", order_hint)
+        return mistake("forgot loss.backward(): no gradients were computed, so optimizer.step() "
+                       "had nothing to apply", order_hint)
 
     expected = ref_losses[0]
     if abs(losses[0] - expected) > 1e-4 * max(1.0, abs(expected)):
@@ -261,6 +389,22 @@ def check_training_step(fn) -> Verdict:
         if abs(losses[0] - expected * counted) < 1e-4 * max(1.0, abs(expected * counted)):
             return mistake("wrong loss: you summed the per-example losses instead of averaging them",
                            "F.cross_entropy averages by default (reduction='mean'); keep the default")
+        fresh = copy.deepcopy(model)
+        zero_filled = batches[0]["labels"].clamp(min=0)
+        with torch.no_grad():
+            as_class_0 = _seeded(STEP_SEEDS[0], _loss_of, fresh, batches[0], zero_filled)
+            evaluated = _loss_of(copy.deepcopy(model).eval(), batches[0])
+        if abs(losses[0] - as_class_0) < 1e-4:
+            return mistake("wrong loss: the example labelled -100 was counted (as class 0)",
+                           "leave the labels as they are: F.cross_entropy(logits, labels, ignore_index=-100) "
+                           "skips the -100 ones")
+        after_update = _seeded(STEP_SEEDS[0], _step_then_loss, copy.deepcopy(model), batches[0])
+        if abs(losses[0] - after_update) < 1e-4:
+            return mistake("returned the loss AFTER the update (computed again after optimizer.step())",
+                           "return the loss of the forward pass you called backward() on")
+        if abs(losses[0] - evaluated) < 1e-4:
+            return mistake("the loss was computed without dropout (in eval mode or under a switched-off "
+                           "dropout), although the model is training", "keep the model in train mode during the step")
         return mistake(f"wrong loss: {name} returned {losses[0]:.4f} on the first batch, expected "
                        f"{expected:.4f} (mean cross-entropy over labels that are not -100, before the update)",
                        "F.cross_entropy(logits, labels, ignore_index=-100) on the model's logits, "
@@ -278,10 +422,17 @@ def check_training_step(fn) -> Verdict:
                            "to this step's", "call optimizer.zero_grad() at the start of every step")
         return mistake("the second step does not match the reference (the first one did)",
                        "each call must do exactly one update from a fresh gradient: " + order_hint[7:])
-    message = f"{name} does one correct optimisation step and returns the loss"
+    message = f"{name} does one correct optimisation step (2 batches, labels -100 ignored, train mode kept) and returns the loss"
     if notes:
         message += " (note: " + notes[0] + ")"
     return passed(message)
+
+
+def _step_then_loss(model, batch) -> float:
+    """One reference step, then the loss computed again: what returning the post-update loss gives."""
+    reference_training_step(model, batch, torch.optim.SGD(model.parameters(), lr=LEARNING_RATE))
+    with torch.no_grad():
+        return _loss_of(model, batch)
 
 
 __all__ = ["check_target_model", "check_training_step", "reference_training_step", "LEARNING_RATE"]

@@ -12,22 +12,29 @@ matrix counted, ...) to name the mistake. The references below are the closed fo
 from __future__ import annotations
 
 import math
-import numbers
+import reprlib
 
 import torch
 
-from .framework import Verdict, call, checker, mistake, name_of, passed
+from .framework import Verdict, as_number, call, checker, mistake, name_of, passed
 
 
 # --- parameter counts -------------------------------------------------------------------------------
 
 def _as_count(value, what: str) -> int | Verdict:
-    """An integer count, or a mistake Verdict explaining what type was returned instead."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return mistake(f"{what} returned {value!r} (a {type(value).__name__}); expected a whole number",
+    """An integer count (from an int, a float, a numpy scalar or a one-number tensor), or a mistake
+    Verdict explaining what was returned instead."""
+    number = as_number(value)
+    if number is None:
+        if value is None:
+            return mistake(f"{what} returned None; expected a whole number",
+                           "end the function with `return ...`: printing the count is not returning it")
+        return mistake(f"{what} returned {reprlib.repr(value)} (a {type(value).__name__}); expected a whole number",
                        "return the count, e.g. `return 4 * d_model * d_model + ...`, not print it")
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float64 \
+            and abs(number) > 2 ** 24:
+        number = float(round(number))       # float32 cannot hold every large count exactly
+    value = number
     if not math.isfinite(value) or float(value) != int(value):
         return mistake(f"{what} returned {value}, which is not a whole number",
                        "parameter counts are integers; did you divide somewhere?")
@@ -75,8 +82,10 @@ def block_params(d_model: int, d_ff: int) -> int:
 @checker
 def check_count_attention_params(fn) -> Verdict:
     """fn(d_model) -> parameters of one attention layer (q, k, v, o with biases) = 4 d^2 + 4 d."""
-    cases = [(8,), (64,), (768,)]
+    cases = [(8,), (64,), (768,), (100,)]
     known = [
+        (lambda d: 3 * d * d + 3 * d + d * d, "you counted the output projection o without its bias",
+         "each of the 4 projections (q, k, v, o) has a bias of d_model numbers"),
         (lambda d: 4 * d * d, "you forgot the biases: each of q, k, v, o also has a bias of d_model numbers",
          "nn.Linear(d, d) has d*d weights plus d biases"),
         (lambda d: 3 * d * d + 3 * d, "you counted only 3 matrices (q, k, v)",
@@ -99,7 +108,7 @@ def check_count_attention_params(fn) -> Verdict:
 @checker
 def check_count_ffn_params(fn) -> Verdict:
     """fn(d_model, d_ff) -> parameters of one FFN = 2 d d_ff + d_ff + d."""
-    cases = [(8, 32), (64, 100), (768, 3072)]
+    cases = [(8, 32), (64, 100), (768, 3072), (20, 50)]
     known = [
         (lambda d, f: 2 * d * f, "you forgot the biases: w1 has a bias of d_ff numbers and w2 one of d_model",
          "nn.Linear(a, b) has a*b weights plus b biases"),
@@ -125,7 +134,7 @@ def check_count_ffn_params(fn) -> Verdict:
 @checker
 def check_count_block_params(fn) -> Verdict:
     """fn(d_model, d_ff) -> parameters of one Transformer block = attention + FFN + 2 LayerNorms."""
-    cases = [(8, 32), (64, 100), (768, 3072)]
+    cases = [(8, 32), (64, 100), (768, 3072), (20, 50)]
     known = [
         (lambda d, f: attention_params(d) + ffn_params(d, f),
          "you forgot the layer norms",
@@ -140,6 +149,11 @@ def check_count_block_params(fn) -> Verdict:
         (lambda d, f: attention_params(d) + ffn_params(d, 4 * d) + 4 * d,
          "you assumed d_ff = 4 * d_model instead of using the d_ff argument",
          "4 * d_model is only the usual default; use the d_ff you are given"),
+        (lambda d, f: 3 * d * d + 3 * d + ffn_params(d, f) + 4 * d,
+         "you counted only 3 attention matrices (q, k, v)",
+         "attention has a 4th projection, o (d_model x d_model plus a bias)"),
+        (lambda d, f: attention_params(d) + d * f + f + 4 * d, "you counted only one FFN matrix (w1)",
+         "the FFN has two linear layers: w1 (d_model -> d_ff) and w2 (d_ff -> d_model)"),
         (lambda d, f: attention_params(d) + ffn_params(d, f) + 6 * d,
          "you counted three layer norms", "a pre-LN block has two (ln1 before attention, ln2 before the FFN); "
                                          "the final LayerNorm belongs to the model, not the block"),
@@ -156,7 +170,7 @@ def lora_params(d_in: int, d_out: int, r: int) -> int:
 @checker
 def check_lora_param_count(fn) -> Verdict:
     """fn(d_in, d_out, r) -> trainable parameters LoRA adds to one linear layer = r (d_in + d_out)."""
-    cases = [(768, 768, 4), (64, 32, 2), (100, 300, 8)]
+    cases = [(768, 768, 4), (64, 32, 2), (100, 300, 8), (10, 6, 3)]
     known = [
         (lambda i, o, r: r * i * o, "you computed r * d_in * d_out",
          "the update B @ A is never stored as a d_out x d_in matrix; count A (r x d_in) and B (d_out x r)"),
@@ -169,6 +183,9 @@ def check_lora_param_count(fn) -> Verdict:
         (lambda i, o, r: 2 * r * i, "you counted A twice (assumed d_out = d_in)",
          "B has shape (d_out x r); use d_out"),
         (lambda i, o, r: r * r, "you counted an r x r matrix", "A is r x d_in and B is d_out x r"),
+        (lambda i, o, r: r + i + o, "you added r, d_in and d_out",
+         "A has r x d_in numbers and B has d_out x r: multiply, then add the two"),
+        (lambda i, o, r: 2 * r * o, "you counted B twice (assumed d_in = d_out)", "A has shape (r x d_in); use d_in"),
     ]
     return _check_counts(fn, cases, lora_params, known, "r * (d_in + d_out)",
                          "A has shape (r, d_in) and B has shape (d_out, r)")
@@ -182,7 +199,7 @@ def prefix_params(n_layers: int, length: int, d_model: int) -> int:
 @checker
 def check_prefix_param_count(fn) -> Verdict:
     """fn(n_layers, length, d_model) -> prefix-tuning parameters without reparameterisation."""
-    cases = [(2, 4, 16), (12, 10, 768), (6, 3, 64)]
+    cases = [(2, 4, 16), (12, 10, 768), (6, 3, 64), (3, 7, 10)]
     known = [
         (lambda n, p, d: n * p * d, "you forgot the 2: each layer's prefix has keys AND values",
          "attention uses the prefix as extra keys and extra values, two separate sets of vectors"),
@@ -192,6 +209,10 @@ def check_prefix_param_count(fn) -> Verdict:
          "that is prompt tuning / P-tuning v1; prefix-tuning has keys and values in every layer"),
         (lambda n, p, d: n * 2 * p * d * d, "you multiplied by d_model twice",
          "each prefix vector has d_model numbers: n_layers * 2 * length * d_model"),
+        (lambda n, p, d: n * 2 * d, "you forgot the prefix length: each layer has `length` key and value vectors",
+         "multiply by length"),
+        (lambda n, p, d: (n + 1) * 2 * p * d, "you counted one layer too many (n_layers + 1)",
+         "there is one prefix per Transformer layer: n_layers of them"),
         (lambda n, p, d: n * 3 * p * d, "you counted queries too",
          "prefix positions are only attended to (keys and values); they ask no queries"),
     ]

@@ -15,7 +15,7 @@ import torch
 
 from minift.analysis import lowrank
 
-from .framework import Verdict, call, checker, mistake, name_of, passed
+from .framework import Verdict, _StudentRaised, as_number, call_keeping_inputs, checker, mistake, name_of, passed
 
 TOLERANCE = 1e-6
 
@@ -48,7 +48,8 @@ def _matrices():
     wide = torch.randn(4, 9, generator=generator, dtype=torch.float64)
     rank2 = (torch.randn(6, 2, generator=generator, dtype=torch.float64)
              @ torch.randn(2, 8, generator=generator, dtype=torch.float64))
-    return [(tall, 2), (wide, 3), (rank2, 2), (tall, 1)]
+    square = torch.randn(5, 5, generator=generator, dtype=torch.float64)
+    return [(tall, 2), (wide, 3), (rank2, 2), (tall, 1), (square, 4), (wide, 4)]   # the last: full rank
 
 
 def _svd(W):
@@ -102,8 +103,9 @@ def check_rank_r_approximation(fn) -> Verdict:
          "Python slices exclude their end: [:r] keeps exactly r entries"),
     ]
     for W, r in _matrices():
-        original = W.clone()
-        result = call(fn, W.clone(), r)
+        result = call_keeping_inputs(fn, W.clone(), r, names=["W", "r"])
+        if result is None:
+            return mistake(f"{name}(W, r={r}) returned None", "end the function with `return ...`")
         result = _as_tensor(result, f"{name}(W, r={r})")
         if isinstance(result, Verdict):
             return result
@@ -132,15 +134,13 @@ def check_rank_r_approximation(fn) -> Verdict:
                            "keep only r singular values and their vectors")
         if _close(result, W):
             return mistake(f"{name} returned W itself for r={r}", "throw away all but the r largest singular values")
-        if not torch.equal(W, original):
-            return mistake(f"{name} changed its input W", "work on the SVD factors, not on W in place")
         error = float(torch.linalg.matrix_norm(result - W) / torch.linalg.matrix_norm(W))
         best = lowrank.reconstruction_error(W, r)
         return mistake(f"{name}(W, r={r}) is not the best rank-{r} approximation: relative error {error:.4f}, "
                        f"the best possible is {best:.4f}",
                        "U, S, Vh = torch.linalg.svd(W, full_matrices=False); (U[:, :r] * S[:r]) @ Vh[:r]")
     return passed(f"{name} gives the best rank-r approximation (Eckart-Young) on {len(_matrices())} cases "
-                  "(tall, wide, exactly rank 2)")
+                  "(tall, wide, square, exactly rank 2, full rank) and leaves W unchanged")
 
 
 # --- exercise 2: subspace similarity -----------------------------------------------------------------
@@ -184,6 +184,10 @@ def _smallest_first(A):
     return torch.flip(_right(A), dims=[1])
 
 
+def _raw_rows(A):
+    return A.T          # the rows of A as columns, unnormalised
+
+
 _MIN = lambda i, j: min(i, j)          # noqa: E731
 
 
@@ -208,27 +212,49 @@ def check_subspace_similarity(fn) -> Verdict:
          "use V = Vh.T (or Vh.mH), then V[:, :i]"),
         (_phi_with(_smallest_first, _MIN), "you took the LAST singular vectors (smallest singular values)",
          "the top-i directions are the first i columns of V: V[:, :i]"),
+        (_phi_with(_right, lambda i, j: i), "you divided by i instead of min(i, j)",
+         "the normaliser is the smaller of the two dimensions: min(i, j)"),
+        (_phi_with(_right, lambda i, j: j), "you divided by j instead of min(i, j)",
+         "the normaliser is the smaller of the two dimensions: min(i, j)"),
+        (_phi_with(_raw_rows, _MIN), "you used the rows of A directly (not orthonormal, not ordered by importance)",
+         "take the SVD first: the right-singular vectors Vh.T are an ordered orthonormal basis of A's row space"),
     ]
+    results = []
     for A1, A2, i, j in _factors():
-        result = call(fn, A1.clone(), A2.clone(), i, j)
-        if isinstance(result, torch.Tensor):
-            if result.numel() != 1:
-                return mistake(f"{name} returned a tensor of shape {tuple(result.shape)}",
-                               "return one number: the squared norm divided by min(i, j), e.g. float(...)")
-            result = result.item()
-        if isinstance(result, bool) or not isinstance(result, (int, float)):
+        try:
+            result = call_keeping_inputs(fn, A1.clone(), A2.clone(), i, j, names=["A1", "A2", "i", "j"])
+        except _StudentRaised:
+            if any(abs(r[0] - r[1]) > TOLERANCE for r in results):
+                break          # already wrong on an earlier case (e.g. left vectors: sizes differ later)
+            raise
+        if isinstance(result, torch.Tensor) and result.numel() != 1:
+            return mistake(f"{name} returned a tensor of shape {tuple(result.shape)}",
+                           "return one number: the squared norm divided by min(i, j), e.g. float(...)")
+        number = as_number(result)
+        if number is None:
+            if result is None:
+                return mistake(f"{name} returned None", "end the function with `return ...`")
             return mistake(f"{name} returned {type(result).__name__}, expected a number",
                            "return the similarity as a float")
-        expected = lowrank.subspace_similarity(A1, A2, i, j)
-        if abs(result - expected) <= TOLERANCE:
-            continue
-        for wrong, message, hint in known:
+        results.append((number, lowrank.subspace_similarity(A1, A2, i, j), (A1, A2, i, j)))
+    wrong = [r for r in results if abs(r[0] - r[1]) > TOLERANCE]
+    if wrong:
+        def value(formula, case):
             try:
-                candidate = wrong(A1, A2, i, j)
+                return formula(*case)
             except Exception:   # noqa: BLE001 - e.g. left vectors of different sizes cannot be multiplied
-                continue
-            if abs(result - candidate) <= TOLERANCE:
-                return mistake(message, hint)
+                return None
+
+        def explains(formula, result, case):
+            candidate = value(formula, case)
+            return candidate is not None and abs(result - candidate) <= TOLERANCE
+        # the mistake that explains the answer on every case first, then one that explains the first wrong case
+        for everywhere in (True, False):
+            for formula, message, hint in known:
+                cases = results if everywhere else wrong[:1]
+                if all(explains(formula, result, case) for result, _, case in cases):
+                    return mistake(message, hint)
+        result, expected, (A1, A2, i, j) = wrong[0]
         if not 0 <= result <= 1 + 1e-9:
             return mistake(f"{name}(A1, A2, i={i}, j={j}) = {result:.4f} lies outside [0, 1]",
                            "phi is a normalised overlap: ||U1_i^T U2_j||_F^2 / min(i, j)")

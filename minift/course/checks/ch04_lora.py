@@ -25,23 +25,29 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .framework import Verdict, call, checker, mistake, passed
+from .framework import Rejected, Verdict, _StudentRaised, call, checker, mistake, passed, snapshot, changed
 
-IN_FEATURES, OUT_FEATURES, RANK, ALPHA = 12, 7, 3, 6.0     # alpha / r = 2: distinct from 1, alpha, r / alpha
+# (in_features, out_features, r, alpha): several shapes, and alpha / r never a whole number (8 / 3,
+# 6 / 4), so alpha // r, alpha, r, 1 and r / alpha all give other numbers than alpha / r
+CONFIGS = ((12, 7, 3, 8), (6, 10, 4, 6.0), (9, 9, 2, 16))
+IN_FEATURES, OUT_FEATURES, RANK, ALPHA = CONFIGS[0]
 ATOL = 1e-5
+DROPOUT = 0.5
 
 
-def _base_linear(seed: int = 0) -> nn.Linear:
+def _base_linear(seed: int = 0, in_features: int = IN_FEATURES, out_features: int = OUT_FEATURES) -> nn.Linear:
+    """A fixed "pre-trained" linear layer, built without touching the global random state."""
     generator = torch.Generator().manual_seed(seed)
-    linear = nn.Linear(IN_FEATURES, OUT_FEATURES)
+    with torch.random.fork_rng(devices=[]):
+        linear = nn.Linear(in_features, out_features)
     with torch.no_grad():
-        linear.weight.copy_(torch.randn(OUT_FEATURES, IN_FEATURES, generator=generator) * 0.3)
-        linear.bias.copy_(torch.randn(OUT_FEATURES, generator=generator) * 0.1)
+        linear.weight.copy_(torch.randn(out_features, in_features, generator=generator) * 0.3)
+        linear.bias.copy_(torch.randn(out_features, generator=generator) * 0.1)
     return linear
 
 
-def _inputs(seed: int = 1) -> torch.Tensor:
-    return torch.randn(5, 4, IN_FEATURES, generator=torch.Generator().manual_seed(seed))
+def _inputs(seed: int = 1, in_features: int = IN_FEATURES) -> torch.Tensor:
+    return torch.randn(5, 4, in_features, generator=torch.Generator().manual_seed(seed))
 
 
 class ReferenceLoRALinear(nn.Module):
@@ -85,10 +91,10 @@ def _tensor(layer, attribute: str):
     if isinstance(value, nn.Parameter):
         return value
     if isinstance(value, torch.Tensor):
-        return mistake(f"self.{attribute} is a plain tensor, not an nn.Parameter",
-                       f"wrap it: self.{attribute} = nn.Parameter(...), so the optimizer sees it")
-    return mistake(f"the layer has no attribute {attribute} (an nn.Parameter)",
-                   "store the factors as self.lora_A (r x in_features) and self.lora_B (out_features x r)")
+        raise Rejected(mistake(f"self.{attribute} is a plain tensor, not an nn.Parameter",
+                               f"wrap it: self.{attribute} = nn.Parameter(...), so the optimizer sees it"))
+    raise Rejected(mistake(f"the layer has no attribute {attribute} (an nn.Parameter)",
+                           "store the factors as self.lora_A (r x in_features) and self.lora_B (out_features x r)"))
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
@@ -96,66 +102,82 @@ def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
 
 
 def _forward(layer, x, what):
+    """layer(x), rejected when it is not a tensor or when forward changed x in place."""
+    before = snapshot(x)
     out = call(layer, x, what=what)
+    if changed(before, x):
+        raise Rejected(mistake("forward changed its input x in place (an in-place dropout, or x *= ...)",
+                               "the caller still needs x, and the frozen path must see it unchanged: use "
+                               "nn.Dropout(p) (not inplace=True) and out-of-place operations"))
     if not isinstance(out, torch.Tensor):
-        raise _Wrong(mistake(f"forward returned {type(out).__name__}, expected a tensor",
-                             "return base(x) + scaling * (x A^T) B^T as a tensor"))
+        raise Rejected(mistake(f"forward returned {type(out).__name__}, expected a tensor",
+                               "return base(x) + scaling * (x A^T) B^T as a tensor"))
     return out
 
 
-class _Wrong(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.message)
-        self.verdict = verdict
+_Wrong = Rejected      # the old name
 
 
-def _build(cls, base, dropout=0.0):
-    layer = call(cls, base, RANK, ALPHA, dropout=dropout, what=f"{getattr(cls, '__name__', cls)}(base, r, alpha)")
+def _build(cls, base, r, alpha, dropout=0.0):
+    label = getattr(cls, "__name__", cls)
+    layer = call(cls, base, r, alpha, dropout=dropout, what=f"{label}(base, r, alpha)")
     if not isinstance(layer, nn.Module):
-        raise _Wrong(mistake(f"{getattr(cls, '__name__', cls)}(...) is not an nn.Module",
-                             "write `class MyLoRALinear(nn.Module)` and call super().__init__() first"))
+        raise Rejected(mistake(f"{label}(...) is not an nn.Module",
+                               "write `class MyLoRALinear(nn.Module)` and call super().__init__() first"))
     if not isinstance(getattr(layer, "base", None), nn.Linear):
-        raise _Wrong(mistake("the layer has no self.base (the frozen nn.Linear it wraps)",
-                             "keep the linear you are given: self.base = base"))
+        raise Rejected(mistake("the layer has no self.base (the frozen nn.Linear it wraps)",
+                               "keep the linear you are given: self.base = base"))
     return layer
+
+
+def _seeded(seed, fn, *args):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fn(*args)
 
 
 @checker
 def check_lora_linear(cls) -> Verdict:
     """cls(base, r, alpha, dropout=0.0): a LoRA layer around ``base`` with lora_A, lora_B, forward,
-    merge() and unmerge(). Runs every property on a 12 -> 7 linear with r = 3, alpha = 6."""
-    try:
-        return _check(cls)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check(cls) -> Verdict:
+    merge() and unmerge(). Runs every property on three shapes and (r, alpha) pairs: 12 -> 7 with
+    r = 3, alpha = 8; 6 -> 10 with r = 4, alpha = 6.0; 9 -> 9 with r = 2, alpha = 16."""
     name = getattr(cls, "__name__", type(cls).__name__)
-    torch.manual_seed(0)
-    base = _base_linear()
+    for config in CONFIGS:
+        verdict = _check(cls, name, *config)
+        if verdict is not None:
+            return verdict
+    return passed(f"{name} starts at the base layer (A random, B zero), keeps the base frozen (before and after "
+                  "merge), scales by alpha / r, applies dropout to the LoRA branch's input in train mode only, "
+                  "and merges / unmerges exactly (twice is a no-op); tried (r, alpha) = (3, 8), (4, 6.0), (2, 16) "
+                  "on three shapes")
+
+
+def _check(cls, name, in_features, out_features, r, alpha) -> Verdict | None:
+    """None if the layer behaves right for this shape and (r, alpha), else the first mistake found."""
+    scaling = alpha / r
+    where = f" (in_features={in_features}, out_features={out_features}, r={r}, alpha={alpha})"
+    base = _base_linear(0, in_features, out_features)
     W0, b0 = base.weight.detach().clone(), base.bias.detach().clone()
-    layer = _build(cls, base)
-    x = _inputs()
+    layer = _build(cls, base, r, alpha)
+    x = _inputs(1, in_features)
     A, B = _tensor(layer, "lora_A"), _tensor(layer, "lora_B")
-    for value in (A, B):
-        if isinstance(value, Verdict):
-            return value
+    if not (torch.equal(layer.base.weight.detach(), W0) and torch.equal(layer.base.bias.detach(), b0)):
+        return mistake("building the layer changed the pre-trained weights of base",
+                       "leave base.weight and base.bias as they are; only create A and B")
 
     # shapes: A is r x in, B is out x r (PyTorch's (out, in) convention, as for base.weight)
-    want_A, want_B = (RANK, IN_FEATURES), (OUT_FEATURES, RANK)
+    want_A, want_B = (r, in_features), (out_features, r)
     got_A, got_B = tuple(A.shape), tuple(B.shape)
     if (got_A, got_B) != (want_A, want_B):
-        if (got_A, got_B) == ((IN_FEATURES, RANK), (RANK, OUT_FEATURES)):
+        if (got_A, got_B) == ((in_features, r), (r, out_features)):
             return mistake(f"A and B shapes are transposed: A is {got_A} and B is {got_B}, expected A {want_A} "
-                           f"and B {want_B}", "follow nn.Linear's (out, in) convention: A = r x in_features, "
+                           f"and B {want_B}{where}", "follow nn.Linear's (out, in) convention: A = r x in_features, "
                            "B = out_features x r, so dW = B @ A has base.weight's shape")
-        if (got_A, got_B) == ((OUT_FEATURES, RANK), (RANK, IN_FEATURES)):
+        if (got_A, got_B) == ((out_features, r), (r, in_features)):
             return mistake(f"A and B shapes are swapped: A is {got_A} and B is {got_B}, expected A {want_A} "
-                           f"and B {want_B}", "A reads the input (r x in_features); B writes the output "
+                           f"and B {want_B}{where}", "A reads the input (r x in_features); B writes the output "
                            "(out_features x r)")
-        return mistake(f"wrong shapes: A is {got_A} and B is {got_B}, expected A {want_A} and B {want_B} "
-                       f"(in_features={IN_FEATURES}, out_features={OUT_FEATURES}, r={RANK})",
+        return mistake(f"wrong shapes: A is {got_A} and B is {got_B}, expected A {want_A} and B {want_B}{where}",
                        "A = r x in_features, B = out_features x r")
 
     # the frozen layer must stay frozen
@@ -181,22 +203,22 @@ def _check(cls) -> Verdict:
     with torch.no_grad():
         expected0 = F.linear(x, W0, b0)
         out0 = _forward(layer, x, f"{name}.forward")
-    if tuple(out0.shape) != (5, 4, OUT_FEATURES):
+    if tuple(out0.shape) != (5, 4, out_features):
         return mistake(f"forward returned shape {tuple(out0.shape)} for an input of shape {tuple(x.shape)}, "
-                       f"expected (5, 4, {OUT_FEATURES})", "compute x A^T first (r features), then B: "
+                       f"expected (5, 4, {out_features})", "compute x A^T first (r features), then B: "
                        "F.linear(F.linear(x, A), B)")
     if not _close(out0, expected0):
         return mistake("at initialisation the output differs from the base layer's although B = 0",
                        "forward must be base(x) + scaling * B A x; with B = 0 that is exactly base(x)")
 
     # dropout belongs to the LoRA branch only: with B = 0 and dropout on, train-mode output = base(x)
-    dropout_layer = _build(cls, _base_linear(), dropout=0.5)
+    dropout_layer = _build(cls, _base_linear(0, in_features, out_features), r, alpha, dropout=DROPOUT)
     dropout_layer.train()
     with torch.no_grad():
-        out_dropout = _forward(dropout_layer, x, f"{name}.forward (dropout=0.5, train mode)")
+        out_dropout = _forward(dropout_layer, x, f"{name}.forward (dropout={DROPOUT}, train mode)")
     if not _close(out_dropout, expected0):
-        return mistake("dropout is applied to the base path: in train mode with dropout=0.5 and B = 0 the output "
-                       "is not base(x)", "apply dropout only to the input of the LoRA branch: "
+        return mistake(f"dropout is applied to the base path: in train mode with dropout={DROPOUT} and B = 0 the "
+                       "output is not base(x)", "apply dropout only to the input of the LoRA branch: "
                        "base(x) + scaling * B A dropout(x); the frozen path must stay untouched")
 
     # scaling: give B values, compare with base(x) + (alpha / r) B A x
@@ -207,38 +229,80 @@ def _check(cls) -> Verdict:
     branch = F.linear(F.linear(x, A_now), B_now)
     with torch.no_grad():
         out = _forward(layer, x, f"{name}.forward")
-    if not _close(out, expected0 + ALPHA / RANK * branch):
+    if not _close(out, expected0 + scaling * branch):
         for factor, message, hint in (
+                (alpha // r, f"used integer division: alpha // r = {alpha // r} instead of alpha / r = {scaling:.4g}",
+                 "write alpha / r (true division); // rounds down"),
                 (1.0, "the scaling is missing: forward adds B A x without the factor alpha / r",
                  "multiply the LoRA branch by self.scaling = alpha / r"),
-                (ALPHA, "used alpha instead of alpha / r as the scaling",
-                 "the factor is alpha / r, so that changing r does not change the size of the update"),
-                (RANK / ALPHA, "the scaling is inverted: r / alpha instead of alpha / r", "scaling = alpha / r"),
-                (float(RANK), "used r instead of alpha / r as the scaling", "scaling = alpha / r"),
-                (ALPHA / RANK ** 0.5, "used alpha / sqrt(r) (rsLoRA) instead of alpha / r",
+                (alpha, "used alpha instead of alpha / r as the scaling",
+                 "the factor is alpha / r, so that changing r does not change the size of the update as much"),
+                (r / alpha, "the scaling is inverted: r / alpha instead of alpha / r", "scaling = alpha / r"),
+                (float(r), "used r instead of alpha / r as the scaling", "scaling = alpha / r"),
+                (alpha / r ** 0.5, "used alpha / sqrt(r) (rsLoRA) instead of alpha / r",
                  "this exercise follows the LoRA paper: scaling = alpha / r")):
-            if _close(out, expected0 + factor * branch):
-                return mistake(message, hint)
-        if _close(out, expected0 + ALPHA / RANK * F.linear(F.linear(x, B_now.T), A_now.T)):
+            if factor != scaling and _close(out, expected0 + factor * branch):
+                return mistake(message + where, hint)
+        if in_features == out_features and _close(out, expected0 + scaling * F.linear(F.linear(x, B_now.T), A_now.T)):
             return mistake("forward multiplies in the wrong order (x B^T A^T)",
                            "first A, then B: F.linear(F.linear(x, A), B)")
-        return mistake("with non-zero B the output is not base(x) + (alpha / r) B A x",
+        return mistake(f"with non-zero B the output is not base(x) + (alpha / r) B A x{where}",
                        "forward = self.base(x) + self.scaling * F.linear(F.linear(x, self.lora_A), self.lora_B)")
 
+    # dropout: only in train mode, only on the branch's input
+    with torch.no_grad():
+        dropout_layer.lora_A.copy_(A_now) if dropout_layer.lora_A.shape == A_now.shape else None
+        dropout_layer.lora_B.copy_(B_now) if dropout_layer.lora_B.shape == B_now.shape else None
+        no_dropout = expected0 + scaling * F.linear(F.linear(x, dropout_layer.lora_A), dropout_layer.lora_B)
+        dropout_layer.eval()
+        out_eval = _forward(dropout_layer, x, f"{name}.forward (dropout={DROPOUT}, eval mode)")
+        if not _close(out_eval, no_dropout):
+            return mistake(f"in eval mode (dropout={DROPOUT}) the output is not base(x) + (alpha / r) B A x: dropout "
+                           "is still active after model.eval()", "use nn.Dropout(p) (it switches itself off in "
+                           "eval mode) or F.dropout(x, p, training=self.training)")
+        dropout_layer.train()
+        out_train = _seeded(5, _forward, dropout_layer, x, f"{name}.forward (dropout={DROPOUT}, train mode)")
+        if _close(out_train, no_dropout):
+            return mistake(f"dropout is never applied: in train mode with dropout={DROPOUT} the LoRA branch sees the "
+                           "whole input", "store nn.Dropout(dropout) in __init__ and use it on x in the branch: "
+                           "B A dropout(x)")
+        on_output = _seeded(5, lambda: expected0 + F.dropout(scaling * F.linear(F.linear(x, dropout_layer.lora_A),
+                                                                                dropout_layer.lora_B), DROPOUT))
+        on_input = _seeded(5, lambda: expected0 + scaling * F.linear(F.linear(F.dropout(x, DROPOUT),
+                                                                              dropout_layer.lora_A), dropout_layer.lora_B))
+        if _close(out_train, on_output) and not _close(out_train, on_input):
+            return mistake("dropout is applied to the LoRA branch's output (after B), not to its input",
+                           "LoRA drops input features of the branch: B A dropout(x)")
+
     # merge: W0 + dW in base.weight, same outputs, and merging twice changes nothing
-    delta = ALPHA / RANK * B_now @ A_now
-    call(layer.merge, what=f"{name}.merge")
-    merged_weight = layer.base.weight.detach().clone()
+    delta = scaling * B_now @ A_now
+    try:
+        call(layer.merge, what=f"{name}.merge")
+    except _StudentRaised as raised:
+        if "leaf" in str(raised.error):
+            return mistake(f"merge() failed ({raised.error}): it ran under autograd, without torch.no_grad()",
+                           "wrap the update in `with torch.no_grad():` (or decorate merge with @torch.no_grad())")
+        raise
+    weight = layer.base.weight
+    if weight.requires_grad or weight.grad_fn is not None:
+        return mistake("after merge(), base.weight requires grad: merge ran under autograd (no torch.no_grad()) "
+                       "or put a new trainable nn.Parameter in base, so the frozen weight would now train",
+                       "wrap the update in `with torch.no_grad():` and change base.weight in place "
+                       "(self.base.weight += ...)")
+    merged_weight = weight.detach().clone()
     if _close(merged_weight, W0):
         return mistake("merge() did not change base.weight", "merge adds dW = scaling * B @ A into "
                        "self.base.weight (in place, under torch.no_grad())")
     if not _close(merged_weight, W0 + delta):
-        if _close(merged_weight, W0 + RANK / ALPHA * delta):
+        if _close(merged_weight, W0 + delta / scaling):
             return mistake("merge() adds B @ A without the scaling alpha / r", "add self.scaling * B @ A")
+        if _close(merged_weight, W0 + (alpha // r) * B_now @ A_now):
+            return mistake(f"merge() used integer division: alpha // r = {alpha // r} instead of alpha / r{where}",
+                           "write alpha / r (true division)")
         return mistake("after merge(), base.weight is not W0 + (alpha / r) B A", "base.weight += scaling * B @ A")
     with torch.no_grad():
         out_merged = _forward(layer, x, f"{name}.forward after merge")
-    if _close(out_merged, expected0 + 2 * ALPHA / RANK * branch):
+    if _close(out_merged, expected0 + 2 * scaling * branch):
         return mistake("after merge(), forward still adds the LoRA branch: dW is counted twice",
                        "remember that the layer is merged (e.g. self.merged = True) and skip the branch then")
     if not _close(out_merged, out):
@@ -250,6 +314,9 @@ def _check(cls) -> Verdict:
 
     # unmerge: back to W0 and to the unmerged outputs; twice is a no-op
     call(layer.unmerge, what=f"{name}.unmerge")
+    if layer.base.weight.requires_grad or layer.base.weight.grad_fn is not None:
+        return mistake("after unmerge(), base.weight requires grad: unmerge ran under autograd (no torch.no_grad())",
+                       "wrap the update in `with torch.no_grad():`")
     if not _close(layer.base.weight.detach(), W0):
         if _close(layer.base.weight.detach(), merged_weight):
             return mistake("unmerge does not restore W0: base.weight still holds W0 + dW",
@@ -273,8 +340,9 @@ def _check(cls) -> Verdict:
     if A.grad is None or B.grad is None or not (A.grad.any() and B.grad.any()):
         return mistake("A or B gets no gradient through forward",
                        "use self.lora_A and self.lora_B themselves in forward (not a detached copy)")
-    return passed(f"{name} starts at the base layer (A random, B zero), keeps the base frozen, scales by "
-                  "alpha / r, applies dropout to the LoRA branch only, and merges / unmerges exactly (twice is a no-op)")
+    if any(p.grad is not None for p in layer.base.parameters()):
+        return mistake("the frozen base layer received a gradient", "freeze base: requires_grad_(False)")
+    return None
 
 
 __all__ = ["check_lora_linear", "ReferenceLoRALinear"]

@@ -181,18 +181,59 @@ def table(result: dict) -> str:
 
 
 def html(result: dict) -> str:
-    """The same table as HTML, for the widget."""
-    return "<pre style='font-size: 11px; line-height: 1.25'>" + table(result).replace("&", "&amp;") \
-        .replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
+    """The same numbers as HTML tables for the widget: real table cells (not one long preformatted line,
+    which a 1024-px JupyterLab window cut off), method names that may wrap, numbers that may not, and a
+    horizontal scroll bar as the last resort on a narrow screen."""
+    from html import escape
+
+    c = result["config"]
+    cell = "padding: 1px 6px; text-align: right; white-space: nowrap"
+    head = f"<th style='{cell}'>{{}}</th>"
+    summary = (f"<p style='margin: 0 0 4px 0'>d={c['d_model']}, layers={c['n_layers']}, heads={c['n_heads']}, "
+               f"d_ff={c['d_ff']}, vocab={c['vocab_size']}, positions={c['max_len']}: "
+               f"<b>{result['total']:,} parameters</b>. One layer: attention {result['block']['attention']:,}, "
+               f"FFN {result['block']['FFN']:,} ({100 * result['block']['ffn_share']:.1f}% of the layer).</p>")
+    parts = "".join(f"<tr><td style='padding: 1px 6px'>{escape(part)}</td><td style='{cell}'>{n:,}</td>"
+                    f"<td style='{cell}'>{100 * n / result['total']:.2f}%</td></tr>"
+                    for part, n in result["parts"].items())
+    parts_table = (f"<table style='border-collapse: collapse; font-size: 12px'><tr><th style='text-align: left; "
+                   f"padding: 1px 6px'>where the parameters sit</th>{head.format('parameters')}{head.format('%')}</tr>"
+                   f"{parts}</table>")
+    precision = "mixed precision (+ fp32 master copy)" if c["weight_dtype"] != "fp32" else "fp32 everywhere"
+    columns = ["trainable", "%", "weights", "gradients", "optimizer", "activations", "total"]
+    rows = ""
+    for method in METHODS:
+        m = result["methods"][method]
+        row = f"<td style='padding: 1px 6px; min-width: 9em'>{escape(m['label'])}</td>" \
+              f"<td style='{cell}'>{m['trainable']:,}</td><td style='{cell}'>{m['percent']:.3f}%</td>"
+        if m["memory"] is None:
+            row += f"<td colspan='5' style='padding: 1px 6px'>(nothing trains)</td>"
+        else:
+            row += "".join(f"<td style='{cell}'>{format_bytes(m['memory'][k])}</td>" for k in MEMORY_KEYS + ("total",))
+        rows += f"<tr>{row}</tr>"
+    memory_table = (f"<p style='margin: 6px 0 2px 0'>training memory, batch {c['batch']} x {c['seq']} tokens, "
+                    f"{c['weight_dtype']} ({precision}), AdamW:</p>"
+                    f"<table style='border-collapse: collapse; font-size: 12px'><tr><th style='text-align: left; "
+                    f"padding: 1px 6px'>method</th>{''.join(head.format(k) for k in columns)}</tr>{rows}</table>")
+    return f"<div style='overflow-x: auto; max-width: 100%'>{summary}{parts_table}{memory_table}</div>"
+
+
+PIE_LABEL_MIN_PERCENT = 4.0     # smaller slices get no percentage on the pie (the legend names every part)
 
 
 def figure(result: dict):
-    """Pie chart of where the parameters sit + stacked bars of training memory per method."""
+    """Pie chart of where the parameters sit (names in a legend beside it, percentages only on slices
+    of at least PIE_LABEL_MIN_PERCENT, so small slices never print over each other) + stacked bars of
+    training memory per method."""
     import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.25, 1]})
     parts = {k: v for k, v in result["parts"].items() if v > 0}
-    ax1.pie(list(parts.values()), labels=[k.replace(" (= tied LM head)", "\n(= tied LM head)") for k in parts],
-            autopct=lambda p: f"{p:.1f}%" if p >= 1 else "", startangle=90, textprops={"fontsize": 8})
+    total = sum(parts.values())
+    wedges, _texts, _autotexts = ax1.pie(
+        list(parts.values()), autopct=lambda p: f"{p:.1f}%" if p >= PIE_LABEL_MIN_PERCENT else "",
+        startangle=90, pctdistance=0.72, textprops={"fontsize": 8}, radius=1.0)
+    ax1.legend(wedges, [f"{k} ({100 * v / total:.1f}%)" for k, v in parts.items()], loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     ax1.set_title(f"where the {_human(result['total'])} parameters sit", fontsize=10)
     methods = [m for m in METHODS if result["methods"][m]["memory"] is not None]
     bottom = [0.0] * len(methods)
@@ -203,7 +244,7 @@ def figure(result: dict):
     ax2.set_ylabel("predicted training memory (GiB)")
     c = result["config"]
     ax2.set_title(f"one training step, batch {c['batch']} x {c['seq']}, {c['weight_dtype']}", fontsize=10)
-    ax2.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)   # beside the bars
     fig.tight_layout()
     return fig
 
@@ -250,6 +291,7 @@ class Explorer:
         self.output = w.HTML()
         self.plot = w.Output()
         self.busy = False
+        self.result = None
         for control in self.controls.values():
             control.observe(self._changed, names="value")
         self.preset.observe(self._preset_changed, names="value")
@@ -288,7 +330,11 @@ class Explorer:
         try:
             result = explore(max_len=self.max_len, **self.values())
         except ValueError as error:
-            self.output.value = f"<p style='color: #b00'>{error}</p>"
+            # the old table and figure belong to other settings: clear both, show only the error
+            from html import escape
+            self.output.value = f"<p style='color: #b00'><b>Cannot compute this setting:</b> {escape(str(error))}</p>"
+            self.plot.clear_output()
+            self.result = None
             return None
         self.output.value = html(result)
         if self.show_plot:

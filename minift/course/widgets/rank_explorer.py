@@ -78,6 +78,15 @@ def static_figure(W, ranks=(1, 2, 4, 8), title: str = "W"):
     return fig
 
 
+PIXELS_PER_RANK = 10
+
+
+def slider_width(ranks: int) -> str:
+    """CSS width of the rank slider: PIXELS_PER_RANK per rank plus room for its label and read-out,
+    at least 320 px, and never wider than the notebook."""
+    return f"min(100%, {max(320, 160 + PIXELS_PER_RANK * ranks)}px)"
+
+
 def build(W, title: str = "W", initial: int = 1):
     """A slider (rank), an HTML line (the numbers) and an Output (the three panels), wired together.
 
@@ -89,8 +98,11 @@ def build(W, title: str = "W", initial: int = 1):
 
     M = lowrank._matrix(W)
     full = min(M.shape)
+    # long enough for every rank to get its own stop (about 10 px each for 64 ranks); the default
+    # slider (about 300 px) gave 64 ranks under 5 px each, too short to pick one with the mouse
     slider = widgets.IntSlider(value=max(0, min(initial, full)), min=0, max=full, step=1,
-                               description="rank r", continuous_update=False)
+                               description="rank r", continuous_update=False,
+                               layout=widgets.Layout(width=slider_width(full)))
     html = widgets.HTML()
     output = widgets.Output()
 
@@ -109,4 +121,4 @@ def build(W, title: str = "W", initial: int = 1):
     return widgets.VBox([slider, html, output]), slider, html, output
 
 
-__all__ = ["rank_view", "summary_html", "static_figure", "build"]
+__all__ = ["rank_view", "summary_html", "static_figure", "build", "slider_width"]
