@@ -166,3 +166,16 @@ def test_command_line_entry_points(module):
     assert result.returncode == 0, result.stderr
     assert "usage: python -m minift.source_models" in result.stdout and "--only" in result.stdout
     assert "Warning" not in result.stderr, result.stderr      # e.g. runpy's "found in sys.modules"
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """mkstemp creates 0600 files; a saved file must be readable like any other (0644 under umask 022)."""
+    import os
+    from minift.files import atomic_path
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "x.txt") as temporary:
+            open(temporary, "w").write("hello")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
