@@ -89,6 +89,7 @@ def make_target_model(source, task: str = "sequence", num_classes: int = 2, pool
     target = copy.deepcopy(source)
     target.lm_head = None      # the source output layer is not copied (with tied embeddings the
     target.head = None         # embedding table itself is kept: it is an input layer too)
+    target.lm_transform = None # a BERT-style LM head's transform belongs to the output layer too
     d_model = source.config.d_model
     if pool is None:
         pool = "last" if source.config.causal else "cls"

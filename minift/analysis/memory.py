@@ -30,6 +30,12 @@ Mixed precision (how large models are really trained) changes the bytes per numb
 (2) and gradients (2), plus an fp32 master copy of the weights (4) and two fp32 Adam moments (8): the
 "16 bytes per parameter" rule. ``predict_training_memory(..., weight_dtype="fp16")`` uses that rule;
 ``mixed_precision_bytes(n_params, n_trainable)`` gives the same numbers for a bare parameter count.
+
+Chapter 10's architecture options: bias-free blocks (bias=False) are covered; RMSNorm, post-norm,
+rotary positions, gated FFNs, grouped-query attention, token types and BERT's LM-head transform are
+refused with a ValueError naming the option (``check_supported``) instead of a silently wrong
+activation estimate. Weights, gradients and optimizer states are counted for every model
+(``predict_training_memory(..., activations=False)``).
 """
 
 from __future__ import annotations
@@ -53,7 +59,32 @@ KEYS = ("weights", "gradients", "optimizer_states", "activations", "total")
 # attention sub-layer, o reads the attention output; w1 reads the normalised input of the FFN, w2 the
 # activation's output.
 INPUT_PROJECTIONS, OUTPUT_PROJECTION = ATTENTION_TARGETS[:-1], ATTENTION_TARGETS[-1]
-FFN_IN, FFN_OUT = FFN_TARGETS
+FFN_IN, FFN_OUT = FFN_TARGETS[:2]      # w3 (gated FFNs) is refused, see check_supported
+
+# ModelConfig options (chapter 10's real architectures) whose activations this model has not been
+# measured for, with the value it supports. predict_training_memory refuses them rather than guess.
+SUPPORTED_OPTIONS = {"norm": "layernorm", "norm_position": "pre", "positions": "learned", "ffn": "mlp",
+                     "n_token_types": 0, "lm_head_transform": False}
+
+
+def check_supported(config) -> None:
+    """Raise ValueError naming the first ModelConfig option the memory model does not cover yet.
+
+    The activation rules below were measured on GPT-2-shaped blocks; RMSNorm, post-norm, rotary
+    positions, gated FFNs, grouped-query attention, token types and BERT's LM-head transform save
+    other tensors, so a prediction for them would be silently wrong. bias=False is covered (a bias
+    saves nothing for backward)."""
+    if config.kv_heads != config.n_heads:
+        raise ValueError(f"the memory model does not cover grouped-query attention yet (ModelConfig.n_kv_heads="
+                         f"{config.n_kv_heads}, n_heads={config.n_heads}); weights, gradients and optimizer "
+                         "states can still be counted with predict_training_memory(..., activations=False)")
+    for option, supported in SUPPORTED_OPTIONS.items():
+        value = getattr(config, option)
+        if value != supported:
+            raise ValueError(f"the memory model does not cover ModelConfig.{option}={value!r} yet (it "
+                             f"supports {option}={supported!r}: GPT-2-shaped blocks); weights, gradients and "
+                             "optimizer states can still be counted with predict_training_memory(..., "
+                             "activations=False)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -241,7 +272,7 @@ def _block(tally: _Tally, part: str, block, config, batch: int, length: int, pre
     """Add what one Transformer block keeps; ``grad``: whether its input carries a gradient. Returns
     whether its output does. x + o(attention(q, k, v of LN1 x)), then x + w2(act(w1(LN2 x)))."""
     rows, explicit = batch * length, config.attention == "explicit"
-    width = {t: target_shape(config, t)[0] for t in ATTENTION_TARGETS + FFN_TARGETS}   # input widths
+    width = {t: target_shape(config, t)[0] for t in ATTENTION_TARGETS + (FFN_IN, FFN_OUT)}   # input widths
 
     ln1 = _trains(block.ln1)
     tally.add(part, layer_norm_saved(rows, config.d_model, grad, ln1))
@@ -326,6 +357,7 @@ def activation_breakdown(model, batch_size: int, seq_len: int, padded: bool = Tr
     """
     batch_size, seq_len, padded = _check_shape(batch_size, seq_len, padded)
     config, B = model.config, batch_size
+    check_supported(config)
     tally = _Tally()
 
     # the input layer: token table, an optional prompt (P-tuning), position table

@@ -78,45 +78,75 @@ def trainable_summary(model) -> ParamSummary:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Closed forms (a Linear(in, out) with bias has in * out + out parameters, a LayerNorm 2 d)
+# Closed forms (a Linear(in, out) with bias has in * out + out parameters, a LayerNorm 2 d, an RMSNorm d).
+# The options of ModelConfig for real architectures each change one term: bias=False drops the "+ out",
+# grouped-query attention narrows k and v to d_kv, a gated FFN adds w3, rotary positions drop the
+# position table, post-norm moves the final norm to the embeddings.
 
 def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
     return n_in * n_out + (n_out if bias else 0)
 
 
 def attention_parameters(config) -> int:
-    """One layer's q, k, v, o: 4 (d^2 + d)."""
-    return 4 * _linear(config.d_model, config.d_model)
+    """One layer's q, k, v, o. q and o map d -> d, k and v d -> d_kv (= d unless grouped-query
+    attention): 4 (d^2 + d) for GPT-2 and BERT, 2 d^2 + 2 d d_kv without biases for LLaMA."""
+    d, d_kv, bias = config.d_model, config.d_kv, config.bias
+    return 2 * _linear(d, d, bias) + 2 * _linear(d, d_kv, bias)
 
 
 def ffn_parameters(config) -> int:
-    """One layer's w1 (d -> d_ff) and w2 (d_ff -> d): 2 d d_ff + d_ff + d."""
-    return _linear(config.d_model, config.d_ff) + _linear(config.d_ff, config.d_model)
+    """One layer's w1 (d -> d_ff) and w2 (d_ff -> d): 2 d d_ff + d_ff + d; a gated FFN (SwiGLU) also
+    has w3 (d -> d_ff): 3 d d_ff without biases for LLaMA."""
+    d, d_ff, bias = config.d_model, config.d_ff, config.bias
+    total = _linear(d, d_ff, bias) + _linear(d_ff, d, bias)
+    if config.ffn == "gated":
+        total += _linear(d, d_ff, bias)
+    return total
 
 
 def layer_norm_parameters(config) -> int:
-    """One LayerNorm: a gain and a bias of size d."""
-    return 2 * config.d_model
+    """One norm: a LayerNorm has a gain and a bias of size d, an RMSNorm a gain only."""
+    return (1 if config.norm == "rmsnorm" else 2) * config.d_model
 
 
 def block_parameters(config) -> int:
-    """One Transformer layer: attention + FFN + two LayerNorms."""
+    """One Transformer layer: attention + FFN + two norms."""
     return attention_parameters(config) + ffn_parameters(config) + 2 * layer_norm_parameters(config)
 
 
 def embedding_parameters(config) -> int:
-    """Token table (vocab x d) + learned positions (max_len x d)."""
-    return (config.vocab_size + config.max_len) * config.d_model
+    """Token table (vocab x d) + learned positions (max_len x d; none with rotary positions) +
+    token types (n_token_types x d, BERT) + the norm on the embeddings of a post-norm model (BERT)."""
+    total = config.vocab_size * config.d_model
+    if config.positions == "learned":
+        total += config.max_len * config.d_model
+    total += config.n_token_types * config.d_model
+    if config.norm_position == "post":
+        total += layer_norm_parameters(config)
+    return total
+
+
+def lm_head_parameters(config) -> int:
+    """The LM head: its matrix (vocab x d) unless it is tied to the token table (then it is the same
+    tensor and adds nothing), its bias (vocab, BERT) and BERT's transform (dense d -> d + a norm)."""
+    d, vocab = config.d_model, config.vocab_size
+    total = 0 if config.tie_embeddings else vocab * d
+    if config.lm_head_bias:
+        total += vocab
+    if config.lm_head_transform:
+        total += _linear(d, d) + layer_norm_parameters(config)
+    return total
 
 
 def transformer_parameters(config, include_lm_head: bool = True) -> int:
-    """The whole model: embeddings, L layers, final LayerNorm, and the LM head (vocab x d, no bias)
-    unless it is tied to the token table (then it is the same tensor and adds nothing)."""
+    """The whole model: embeddings, L layers, the final norm (pre-norm models only) and the LM head
+    (see lm_head_parameters). LLaMA-7B: 6,738,415,616; BERT-base without pooler: 108,891,648."""
     include_lm_head = boolean("include_lm_head", include_lm_head)
-    total = embedding_parameters(config) + config.n_layers * block_parameters(config) \
-        + layer_norm_parameters(config)
-    if include_lm_head and not config.tie_embeddings:
-        total += config.vocab_size * config.d_model
+    total = embedding_parameters(config) + config.n_layers * block_parameters(config)
+    if config.norm_position == "pre":
+        total += layer_norm_parameters(config)
+    if include_lm_head:
+        total += lm_head_parameters(config)
     return total
 
 
@@ -126,27 +156,29 @@ def head_parameters(config, num_classes: int) -> int:
 
 
 def lora_parameters(config, r: int, targets=("q", "v"), layers=None) -> int:
-    """Sum over adapted layers and targets of r (in + out): A is r x in, B is out x r.
+    """Sum over adapted layers and targets of r (in + out): A is r x in, B is out x r (k and v: out =
+    d_kv; w3: in = d, out = d_ff).
 
     targets and layers are checked as lora.apply checks them (names from minift.model.TARGETS, each
     once; layers None for all, or distinct block indices), so the count is that of a model apply accepts."""
     r = positive_int("r", r)
-    targets = choices("targets", targets, TARGETS)
+    targets = choices("targets", targets, TARGETS)     # target_shape refuses w3 without a gated FFN
     n_layers = len(check_layers(layers, config.n_layers))
     return n_layers * sum(r * sum(target_shape(config, t)) for t in targets)
 
 
 def prefix_parameters(config, length: int, reparam: bool = True, hidden: int | None = None) -> int:
-    """Without reparam: the table, L * 2 * length * d. With it (what trains): the embedding P'
-    (length x d) and the MLP Linear(d, hidden) -> tanh -> Linear(hidden, L * 2 * d). hidden defaults
-    to d, as in prefix.apply; after freeze_to_table the count is the table's again."""
+    """Without reparam: the table, L * 2 * length * d_kv. With it (what trains): the embedding P'
+    (length x d) and the MLP Linear(d, hidden) -> tanh -> Linear(hidden, L * 2 * d_kv). hidden defaults
+    to d, as in prefix.apply; after freeze_to_table the count is the table's again. d_kv, the width
+    of keys and values, is d unless the model uses grouped-query attention (see minift.model)."""
     length, reparam = positive_int("length", length), boolean("reparam", reparam)
     hidden = positive_int("hidden", hidden, allow_none=True, hint="None: d_model")
-    d, n_layers = config.d_model, config.n_layers
+    d, d_kv, n_layers = config.d_model, config.d_kv, config.n_layers
     if not reparam:
-        return n_layers * 2 * length * d
+        return n_layers * 2 * length * d_kv
     hidden = d if hidden is None else hidden
-    return length * d + _linear(d, hidden) + _linear(hidden, n_layers * 2 * d)
+    return length * d + _linear(d, hidden) + _linear(hidden, n_layers * 2 * d_kv)
 
 
 def _lstm_parameters(n_in: int, hidden: int, num_layers: int = 2, bidirectional: bool = True) -> int:

@@ -306,6 +306,9 @@ def delta_weight(model, layer: int, target: str, name: str | None = None) -> tor
 # lora.add / lora.use / lora.save / lora.load keep working. Imported last: lora_adapters imports this file.
 from .lora_adapters import (adapter_config, adapter_delta_weight, adapters, add, load,  # noqa: E402
                             save, use)
+# PEFT's adapter folder format (chapter 10), in lora_peft.py.
+from .lora_peft import export_peft, import_peft  # noqa: E402
 
 __all__ = ["LoRALinear", "apply", "merge", "unmerge", "remove", "delta_weight", "lora_layers",
-           "is_lora_layer", "add", "adapters", "use", "save", "load", "adapter_config", "INITS"]
+           "is_lora_layer", "add", "adapters", "use", "save", "load", "adapter_config", "INITS",
+           "export_peft", "import_peft"]

@@ -39,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..files import atomic_path
-from ..model import TARGETS, target_linear, target_parent, target_shape
+from ..model import TARGETS, model_targets, target_linear, target_parent, target_shape
 from ..validate import choices, positive_int, positive_number, probability
 from .freeze import freeze_all_but_head
 from .lora import (LoRALinear, apply, build_layers, check_arguments, check_layers, check_name, is_lora_layer,
@@ -233,7 +233,7 @@ def _covered(model, name: str) -> dict:
     """(block, target) -> layer for every linear that holds adapter ``name``."""
     found = {}
     for i, block in enumerate(model.blocks):
-        for t in TARGETS:
+        for t in model_targets(model.config):        # w3 only where the FFN is gated
             layer = target_linear(block, t)
             if is_lora_layer(layer) and name in layer_adapters(layer):
                 found[i, t] = layer

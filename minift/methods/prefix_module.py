@@ -113,7 +113,7 @@ def add_prefix(model, length: int, reparam: bool, hidden, method: str):
     hidden = positive_int("hidden", hidden, allow_none=True, hint="None: d_model")
     config = model.config
     reference = model.tok_emb.weight                       # same device and dtype as the model
-    module = PrefixKeyValues(config.n_layers, config.d_model, length, reparam, hidden,
+    module = PrefixKeyValues(config.n_layers, config.d_kv, length, reparam, hidden,
                              method).to(device=reference.device, dtype=reference.dtype)
     freeze_all_but_head(model)
     model.prefix = module.requires_grad_(True)

@@ -84,15 +84,12 @@ def test_readme_section_is_generated_from_the_json(bench, quick_result, capsys):
 
 
 def test_contention_filter(bench):
-    monitor = bench.CpuMonitor(threads_used=monitor_cpus(bench))
+    monitor = bench.CpuMonitor(threads_used=bench.available_cpus())
     assert monitor.quiet(float("nan"), 1.0)                  # not monitored: nothing is discarded
     assert monitor.quiet(0.05, 1.0)
     assert not monitor.quiet(1.0, 1.0)                       # another process kept a core busy
     assert monitor.limit(0.01) > monitor.limit(1.0)           # short samples: tick resolution allowed for
-
-
-def monitor_cpus(bench):
-    return bench.available_cpus()
+    assert bench.CpuMonitor(threads_used=1, clock="cpu").quiet(5.0, 1.0)   # CPU time is not stretched by others
 
 
 def test_ratios_fall_back_to_all_rounds_and_say_so(bench):
@@ -115,7 +112,7 @@ def test_flop_count_of_a_linear_and_an_attention(bench):
         F.scaled_dot_product_attention(q, k, v)
     assert recorder.matmul_flops == 3 * 2 * 4 * 8 * 16
     assert recorder.attention_flops == 4 * 1 * 2 * 5 * 5 * 4
-    clock = bench.MatmulClock(torch.device("cpu"), min_seconds=0.001)
+    clock = bench.MatmulClock(torch.device("cpu"), bench.CpuMonitor(threads_used=1), min_seconds=0.001)
     assert clock.at_peak(recorder) > 0
 
 

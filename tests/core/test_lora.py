@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from minift import ModelConfig, Transformer, make_target_model
-from minift.model import TARGETS, target_linear
+from minift.model import TARGETS, model_targets, target_linear
 from minift.methods import lora, lora_adapters, prefix
 from minift.methods.lora import LoRALinear
 
@@ -265,7 +265,7 @@ def test_seed_makes_A_reproducible_without_touching_the_global_random_state():
     (dict(r=2.5), "r must be a positive integer"),
     (dict(r=True), "r must be a positive integer"),
     (dict(r=33), r"allowed 1..32"),
-    (dict(targets=("q", "query")), r"targets item='query' is not allowed; choose from \('q', 'k', 'v', 'o', 'w1', 'w2'\)"),
+    (dict(targets=("q", "query")), r"targets item='query' is not allowed; choose from \('q', 'k', 'v', 'o', 'w1', 'w2', 'w3'\)"),
     (dict(targets=()), "targets is empty"),
     (dict(targets=("q", "q")), "repeated"),
     (dict(layers=[0, 2]), r"layers item=2 is not allowed; choose from \(0, 1\)"),
@@ -354,7 +354,7 @@ def test_remove_gives_back_the_base_model():
     plain = lora.remove(model)
     assert not lora.lora_layers(plain) and lora.adapters(plain) == []
     for block in plain.blocks:
-        assert all(type(target_linear(block, t)) is nn.Linear for t in TARGETS)
+        assert all(type(target_linear(block, t)) is nn.Linear for t in model_targets(plain.config))
     assert (plain(ids).logits - base(ids).logits).abs().max() <= 1e-5
     base_state = base.state_dict()
     assert plain.state_dict().keys() == base_state.keys()

@@ -356,3 +356,32 @@ def test_mixed_precision_bytes_checks_its_counts():
     with pytest.raises(ValueError, match="n_params must be an integer >= 0"):
         mixed_precision_bytes(-1)
     assert mixed_precision_bytes(10, master_copy=False)["total"] == 10 * (2 + 2 + 8)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Chapter 10's architecture options: bias=False is covered, the others are refused by name
+
+@pytest.mark.parametrize("method", ["full", "lora", "freeze"])
+def test_bias_free_blocks_are_predicted(method):
+    torch.manual_seed(0)
+    source = Transformer(ModelConfig(vocab_size=VOCAB, d_model=32, n_layers=3, n_heads=4, max_len=48, bias=False))
+    model = METHODS[method](make_target_model(source, num_classes=3, seed=0))
+    predicted, measured = predict_training_memory(model, B, T), measure_training_memory(model, batch())
+    for key in ("weights", "gradients", "optimizer_states"):
+        assert predicted[key] == measured[key], key
+    assert measured["activations"] == pytest.approx(predicted["activations"], rel=0.15)
+
+
+@pytest.mark.parametrize("option,value", [("norm", "rmsnorm"), ("norm_position", "post"), ("positions", "rotary"),
+                                          ("ffn", "gated"), ("n_kv_heads", 2), ("n_token_types", 2),
+                                          ("lm_head_transform", True)])
+def test_options_the_memory_model_does_not_cover_are_refused_by_name(option, value):
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, max_len=48,
+                                    **{option: value}))
+    with pytest.raises(ValueError, match=f"does not cover .*{option}"):
+        predict_training_memory(model, B, T)
+    with pytest.raises(ValueError, match=f"does not cover .*{option}"):
+        activation_breakdown(model, B, T)
+    counted = predict_training_memory(model, B, T, activations=False)          # the counts still work
+    assert counted["weights"] == 4 * sum(p.numel() for p in model.parameters()) and counted["activations"] == 0

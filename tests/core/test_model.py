@@ -181,7 +181,7 @@ def test_tied_embeddings_share_one_tensor():
     ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
     ({"n_layers": -1}, "n_layers must be a positive integer, got -1"),
     ({"dropout": 1.5}, "dropout must be in"),
-    ({"activation": "swish"}, r"activation='swish' is not allowed; choose from \('gelu', 'gelu_tanh', 'relu'\)"),
+    ({"activation": "swish"}, r"activation='swish' is not allowed; choose from \('gelu', 'gelu_tanh', 'relu', 'silu'\)"),
     ({"attention": "flash"}, r"attention='flash' is not allowed; choose from \('sdpa', 'explicit'\)"),
     ({"causal": "no"}, r"ModelConfig.causal must be True or False, got 'no'"),
     ({"causal": 0}, r"ModelConfig.causal must be True or False, got 0"),
