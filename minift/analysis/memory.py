@@ -202,11 +202,13 @@ def prompt_saved(out_tokens: int, grad: bool) -> Saved:
 
 
 def sequence_head_saved(batch: int, length: int, d_model: int, pool: str, trains: bool, grad: bool) -> Saved:
-    """One label per sequence: pool the ``length`` final states, then Linear(d, classes). "last" gathers
-    one row per sequence (two int64 index vectors); "mean" keeps the mask weights, B x T; the classifier
-    keeps the pooled vectors when it trains. The gathers count only when a gradient flows back."""
-    return Saved(floats=(batch * d_model if trains else 0) + (batch * length if pool == "mean" and grad else 0),
-                 indices=2 * batch if pool == "last" and grad else 0)
+    """One label per sequence: pool the ``length`` final states, then Linear(d, classes). "cls" and
+    "last" gather one row per sequence at the first / last real token (two int64 index vectors);
+    "mean" keeps the mask weights, B x T, and the count it divides by, B; the classifier keeps the
+    pooled vectors when it trains. The pooling counts only when a gradient flows back. (minift's
+    batches carry an attention mask, so the gather path is the one taken.)"""
+    return Saved(floats=(batch * d_model if trains else 0) + (batch * length + batch if pool == "mean" and grad else 0),
+                 indices=2 * batch if pool in ("cls", "last") and grad else 0)
 
 
 def token_head_saved(rows: int, d_model: int, trains: bool) -> Saved:
@@ -364,7 +366,8 @@ def activation_breakdown(model, batch_size: int, seq_len: int, padded: bool = Tr
     prompt = getattr(model, "prompt", None)
     length = seq_len + _hook_length(prompt)               # the Transformer sees the prompts too
     tally.add("embeddings", embedding_saved(B * seq_len, _trains(model.tok_emb)))
-    tally.add("embeddings", embedding_saved(length, _trains(model.pos_emb)))
+    # with padding, positions are numbered from the mask: one id per token (B x length), else one row
+    tally.add("embeddings", embedding_saved(B * length if padded else length, _trains(model.pos_emb)))
     grad = _trains(model.tok_emb) or _trains(prompt) or _trains(model.pos_emb)
 
     # an optional prefix (prefix-tuning, P-tuning v2) and explicit attention's mask: once, for all layers
