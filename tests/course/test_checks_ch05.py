@@ -46,7 +46,29 @@ def mask_loops(attention_mask, n_prefix, causal):
     return torch.from_numpy(out)
 
 
-@pytest.mark.parametrize("fn", [reference_prefix_mask, mask_square_triangle, mask_loops])
+def mask_triangle_shifted_by_p(attention_mask, n_prefix, causal):
+    """Correct: one (T, P + T) triangle with diagonal=P covers prefix and tokens at once."""
+    batch, length = attention_mask.shape
+    keys = torch.cat([torch.ones(batch, n_prefix, dtype=torch.bool), attention_mask.bool()], dim=1)
+    allowed = keys[:, None, :].expand(batch, length, n_prefix + length)
+    if causal:
+        allowed = allowed & torch.ones(length, n_prefix + length, dtype=torch.bool).tril(diagonal=n_prefix)
+    return allowed
+
+
+def mask_from_lengths(attention_mask, n_prefix, causal):
+    """Correct for right padding: key j is real if j < the row's length; returned as a NumPy array."""
+    batch, length = attention_mask.shape
+    lengths = np.asarray(attention_mask).sum(axis=1)
+    j = np.arange(length)
+    tokens = np.broadcast_to(j[None, None, :] < lengths[:, None, None], (batch, length, length))
+    if causal:
+        tokens = tokens & (j[None, :] <= j[:, None])
+    return np.concatenate([np.ones((batch, length, int(n_prefix)), bool), tokens], axis=-1)
+
+
+@pytest.mark.parametrize("fn", [reference_prefix_mask, mask_square_triangle, mask_loops, mask_triangle_shifted_by_p,
+                                mask_from_lengths])
 def test_correct_masks_pass(fn):
     verdict = quiet(checks.check_prefix_mask, fn)
     assert verdict.passed, str(verdict)
@@ -221,6 +243,80 @@ def attention_mutates_x(attn, x, prefix_keys, prefix_values, attention_mask, cau
     return reference_prefix_attention(attn, x, prefix_keys, prefix_values, attention_mask, causal)
 
 
+def mask_triangle_without_diagonal(attention_mask, n_prefix, causal):
+    mask = reference_prefix_mask(attention_mask, n_prefix, causal).clone()
+    if causal:
+        length = attention_mask.shape[1]
+        mask[..., n_prefix:] &= torch.ones(length, length, dtype=torch.bool).tril(-1)   # off by one
+    return mask
+
+
+def mask_triangle_upside_down(attention_mask, n_prefix, causal):
+    batch, length = attention_mask.shape
+    tokens = attention_mask.bool()[:, None, :].expand(batch, length, length)
+    if causal:
+        tokens = tokens & torch.ones(length, length, dtype=torch.bool).triu()
+    return torch.cat([torch.ones(batch, length, n_prefix, dtype=torch.bool), tokens], -1)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (mask_triangle_without_diagonal, "leaves out the diagonal"),
+    (mask_triangle_upside_down, "upside down"),
+])
+def test_wrong_causal_triangles_are_named(fn, words):
+    verdict = quiet(checks.check_prefix_mask, fn)
+    assert verdict.status == "mistake", str(verdict)
+    assert words in verdict.message, str(verdict)
+
+
+def attention_library_layer(attn, x, prefix_keys, prefix_values, attention_mask, causal):
+    """Correct: minift's own attention with its prefix argument, and a float64 result."""
+    allowed = reference_prefix_mask(attention_mask, prefix_keys.shape[1], causal)[:, None]
+    return attn(x, allowed, False, (prefix_keys, prefix_values)).double()
+
+
+def test_library_layer_passes_attention():
+    verdict = quiet(checks.check_prefix_attention, attention_library_layer)
+    assert verdict.passed, str(verdict)
+
+
+def attention_steps(scale_by=None, project=True, fill=float("-inf"), softmax_dim=-1, bare_split=False,
+                    bare_merge=False):
+    """The attention written out, with one step done the way students get it wrong."""
+    def attention(attn, x, prefix_keys, prefix_values, attention_mask, causal):
+        batch, length, d = x.shape
+        heads, d_head = attn.n_heads, attn.d_head
+        keys = torch.cat([prefix_keys, attn.k(x)], 1)
+        values = torch.cat([prefix_values, attn.v(x)], 1)
+
+        def heads_of(t):
+            if bare_split:
+                return t.reshape(batch, heads, t.shape[1], d_head)
+            return t.reshape(batch, t.shape[1], heads, d_head).transpose(1, 2)
+
+        q, k, v = heads_of(attn.q(x)), heads_of(keys), heads_of(values)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(scale_by or d_head)
+        allowed = reference_prefix_mask(attention_mask, prefix_keys.shape[1], causal)[:, None]
+        out = scores.masked_fill(~allowed, fill).softmax(softmax_dim) @ v
+        out = out.reshape(batch, length, d) if bare_merge else out.transpose(1, 2).reshape(batch, length, d)
+        return attn.o(out) if project else out
+    return attention
+
+
+@pytest.mark.parametrize("fn, words", [
+    (attention_steps(scale_by=12), "divided by sqrt(d_model)"),       # the first case has d = 12
+    (attention_steps(project=False), "attn.o was not applied"),
+    (attention_steps(fill=0.0), "set to 0 instead of -inf"),
+    (attention_steps(softmax_dim=-2), "NaN"),
+    (attention_steps(bare_split=True), "heads were split by a bare reshape"),
+    (attention_steps(bare_merge=True), "heads were merged back by a bare reshape"),
+])
+def test_wrong_attention_steps_are_named(fn, words):
+    verdict = quiet(checks.check_prefix_attention, fn)
+    assert verdict.status == "mistake", str(verdict)
+    assert words in verdict.message, str(verdict)
+
+
 @pytest.mark.parametrize("fn, words", [
     (attention_with(swap=True), "keys and values swapped"),
     (attention_with(reproject=True), "passed through attn.k"),
@@ -284,6 +380,50 @@ def test_reference_and_alternatives_pass_forward():
         assert verdict.passed, str(verdict)
 
 
+def forward_through_library_blocks(model, input_ids, attention_mask, prefix):
+    """Correct: the model's own blocks with their prefix argument, returned as a NumPy array."""
+    batch, length = input_ids.shape
+    n_prefix = prefix[0][0].shape[0]
+    x = model.tok_emb(input_ids) + model.pos_emb(torch.arange(n_prefix, n_prefix + length))
+    allowed = reference_prefix_mask(attention_mask, n_prefix, model.config.causal)[:, None]
+    for block, (keys, values) in zip(model.blocks, prefix):
+        x = block(x, allowed, False, (keys.expand(batch, -1, -1), values.expand(batch, -1, -1)))
+    return model.lm_head(model.ln_f(x)).detach().numpy()
+
+
+def test_library_blocks_pass_forward():
+    verdict = quiet(checks.check_forward_with_prefix, forward_through_library_blocks)
+    assert verdict.passed, str(verdict)
+
+
+class _Prefix(torch.nn.Module):
+    def __init__(self, prefix):
+        super().__init__()
+        self.pairs, self.length = prefix, prefix[0][0].shape[0]
+
+    def forward(self, batch_size):
+        return [(k.expand(batch_size, -1, -1), v.expand(batch_size, -1, -1)) for k, v in self.pairs]
+
+
+def forward_borrows_the_hook(model, input_ids, attention_mask, prefix):
+    """Wrong (was accepted): attach the prefix for one call of the model and take it off again."""
+    model.prefix = _Prefix(prefix)
+    try:
+        return model(input_ids, attention_mask=attention_mask).logits
+    finally:
+        model.prefix = None
+
+
+def forward_always_causal(model, input_ids, attention_mask, prefix):
+    return reference_forward_with_prefix(
+        model, input_ids, attention_mask, prefix,
+        attention=lambda attn, x, k, v, mask, causal: reference_prefix_attention(attn, x, k, v, mask, True))
+
+
+def forward_ignores_mask(model, input_ids, attention_mask, prefix):
+    return reference_forward_with_prefix(model, input_ids, torch.ones_like(attention_mask), prefix)
+
+
 def forward_sets_hook(model, input_ids, attention_mask, prefix):
     from minift.methods import prefix as prefix_method
     prefix_method.apply(model, length=prefix[0][0].shape[0], reparam=False)
@@ -295,8 +435,11 @@ def forward_sets_hook(model, input_ids, attention_mask, prefix):
     (forward_with(share=True), "shared by every layer"),
     (forward_with(swap=True), "keys and values swapped"),
     (forward_with(first_only=True), "first layer only"),
-    (forward_with(final_norm=False), "logits differ"),
+    (forward_with(final_norm=False), "final LayerNorm (model.ln_f) is missing"),
     (forward_sets_hook, "changed the model"),
+    (forward_borrows_the_hook, "called the model itself"),
+    (forward_always_causal, "causal flag was ignored"),
+    (forward_ignores_mask, "attention_mask was not used"),
 ])
 def test_wrong_forward_is_named(fn, words):
     verdict = quiet(checks.check_forward_with_prefix, fn)
@@ -366,7 +509,17 @@ def insert_by_scatter(embeddings, attention_mask, prompts, before):
     return x, mask, np.arange(before, before + length)
 
 
-@pytest.mark.parametrize("fn", [reference_insert_prompts, insert_by_rows, insert_by_scatter])
+def insert_float_mask_list_positions(embeddings, attention_mask, prompts, before):
+    """Correct: repeat instead of expand, a float mask, the positions as a Python list."""
+    batch, length, _ = embeddings.shape
+    h = prompts.unsqueeze(0).repeat(batch, 1, 1)
+    x = torch.cat([h[:, :before], embeddings, h[:, before:]], dim=1)
+    mask = torch.cat([torch.ones(batch, before), attention_mask, torch.ones(batch, len(prompts) - before)], dim=1)
+    return x, mask, list(range(before, before + length))
+
+
+@pytest.mark.parametrize("fn", [reference_insert_prompts, insert_by_rows, insert_by_scatter,
+                                insert_float_mask_list_positions])
 def test_correct_insertions_pass(fn):
     verdict = quiet(checks.check_insert_prompts, fn)
     assert verdict.passed, str(verdict)
@@ -411,6 +564,11 @@ def insert_zeroes_padding_in_place(embeddings, attention_mask, prompts, before):
     return reference_insert_prompts(embeddings, attention_mask, prompts, before)
 
 
+def insert_positions_per_row(embeddings, attention_mask, prompts, before):
+    x, mask, positions = reference_insert_prompts(embeddings, attention_mask, prompts, before)
+    return x, mask, positions[None].expand(embeddings.shape[0], -1)          # (B, T): one row per sentence
+
+
 def insert_returns_two(embeddings, attention_mask, prompts, before):
     return reference_insert_prompts(embeddings, attention_mask, prompts, before)[:2]
 
@@ -427,6 +585,7 @@ def insert_returns_two(embeddings, attention_mask, prompts, before):
     (insert_after_each_row, "in front of the padding"),
     (insert_zeroes_padding_in_place, "changed its input embeddings"),
     (insert_returns_two, "expected three things"),
+    (insert_positions_per_row, "one list of T positions for the whole batch"),
 ])
 def test_wrong_insertions_are_named(fn, words):
     verdict = quiet(checks.check_insert_prompts, fn)

@@ -246,7 +246,65 @@ class WrongHiddenDefault(ReferenceDeepPrompt):
                          else 2 * d_model)
 
 
+class MLPPrompt(nn.Module):
+    """reparam=True always, with the MLP's middle activation as given (tanh is the right one)."""
+
+    activation = nn.Tanh
+
+    def __init__(self, n_layers, d_model, length, reparam=False, hidden=None):
+        super().__init__()
+        self.inner = ReferenceDeepPrompt(n_layers, d_model, length, reparam, hidden)
+        if reparam:
+            self.inner.mlp[1] = self.activation()
+
+    def forward(self, batch_size):
+        return self.inner(batch_size)
+
+
+class NoTanh(MLPPrompt):
+    """Wrong (was accepted): Linear -> Linear, the tanh forgotten."""
+
+    activation = nn.Identity
+
+
+class ReluInsteadOfTanh(MLPPrompt):
+    """Wrong (was accepted): ReLU where prefix-tuning has tanh."""
+
+    activation = nn.ReLU
+
+
+class EmbeddingModulePrompt(nn.Module):
+    """Correct: per-layer nn.ParameterLists for the table; reparam=True reads an nn.Embedding's weight."""
+
+    def __init__(self, n_layers, d_model, length, reparam=False, hidden=None):
+        super().__init__()
+        self.n_layers, self.d_model, self.length, self.reparam = n_layers, d_model, length, reparam
+        if reparam:
+            self.embedding = nn.Embedding(length, d_model)
+            self.mlp = nn.Sequential(nn.Linear(d_model, hidden or d_model), nn.Tanh(),
+                                     nn.Linear(hidden or d_model, n_layers * 2 * d_model))
+        else:
+            self.keys = nn.ParameterList([nn.Parameter(0.5 * torch.randn(length, d_model)) for _ in range(n_layers)])
+            self.values = nn.ParameterList([nn.Parameter(0.5 * torch.randn(length, d_model))
+                                            for _ in range(n_layers)])
+
+    def forward(self, batch_size):
+        if self.reparam:
+            out = self.mlp(self.embedding.weight).view(self.length, self.n_layers, 2, self.d_model)
+            pairs = [(out[:, i, 0], out[:, i, 1]) for i in range(self.n_layers)]
+        else:
+            pairs = list(zip(self.keys, self.values))
+        return [(k.unsqueeze(0).repeat(batch_size, 1, 1), v.unsqueeze(0).repeat(batch_size, 1, 1)) for k, v in pairs]
+
+
+def test_embedding_module_prompt_passes():
+    verdict = quiet(checks.check_deep_prompt, EmbeddingModulePrompt)
+    assert verdict.passed, str(verdict)
+
+
 WRONG_PROMPTS = [
+    (NoTanh, ("no tanh",)),
+    (ReluInsteadOfTanh, ("no tanh",)),
     (SharedPrompt, ("one prefix shared by all layers",)),
     (TableButLayerZero, ("one prefix shared by all layers",)),
     (AlwaysReparam, ("reparameterised when asked not to",)),
@@ -333,11 +391,20 @@ def _allowed(attention_mask, n_prefix, causal, prefix_value=True):
 
 
 def _tagger(shared=False, positions_from_zero=False, padded_prefix=False, mask_from_padding=False,
-            first_layer_only=False, head_on_prompts=False, lm_head=False, hook=False, mutate=False):
+            first_layer_only=False, head_on_prompts=False, lm_head=False, hook=False, mutate=False,
+            borrow_hook=False, ignore_mask=False):
     def tag_logits(model, prompt, input_ids, attention_mask):
         if hook:
             model.prefix = prompt
             return model(input_ids, attention_mask=attention_mask).logits
+        if borrow_hook:              # attach the prompt for one call and take it off again
+            model.prefix = prompt
+            try:
+                return model(input_ids, attention_mask=attention_mask).logits
+            finally:
+                model.prefix = None
+        if ignore_mask:
+            attention_mask = torch.ones_like(attention_mask)
         if mutate:
             attention_mask[:, -1] = 1         # "no padding at the end"
         batch, length = input_ids.shape
@@ -380,6 +447,8 @@ WRONG_TAGGERS = [
     ("lm head", _tagger(lm_head=True), ("LM head",)),
     ("hook", _tagger(hook=True), ("attached a hook",)),
     ("mutates", _tagger(mutate=True), ("changed its input",)),
+    ("borrows the hook", _tagger(borrow_hook=True), ("called the model itself",)),
+    ("ignores the mask", _tagger(ignore_mask=True), ("attention_mask was not used",)),
 ]
 
 

@@ -106,7 +106,48 @@ def cka_vector(X, Y):
     return (Y.T @ X).pow(2).sum(0)
 
 
+def cka_global_mean(X, Y):
+    X, Y = X - X.mean(), Y - Y.mean()            # one mean for the whole matrix
+    return fro(Y.T @ X) ** 2 / (fro(X.T @ X) * fro(Y.T @ Y))
+
+
+def cka_only_x_centred(X, Y):
+    X = X - X.mean(0)
+    return fro(Y.T @ X) ** 2 / (fro(X.T @ X) * fro(Y.T @ Y))
+
+
+def cka_only_y_centred(X, Y):
+    Y = Y - Y.mean(0)
+    return fro(Y.T @ X) ** 2 / (fro(X.T @ X) * fro(Y.T @ Y))
+
+
+def cka_square_root(X, Y):
+    return float(probing.linear_cka(X, Y)) ** 0.5
+
+
+def cka_divided_by_squared_norms(X, Y):
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    return fro(Y.T @ X) ** 2 / (fro(X) ** 2 * fro(Y) ** 2)
+
+
+def cka_float32(X, Y):
+    """Correct, in float32 (the checker's tolerance allows its rounding)."""
+    X, Y = X.float(), Y.float()
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    return (fro(Y.T @ X) ** 2 / (fro(X.T @ X) * fro(Y.T @ Y))).item()
+
+
+def test_float32_cka_passes():
+    verdict = quiet(checks.check_linear_cka, cka_float32)
+    assert verdict.passed, str(verdict)
+
+
 @pytest.mark.parametrize("fn, words", [
+    (cka_global_mean, ["one mean for the whole matrix"]),
+    (cka_only_x_centred, ["only x was centred"]),
+    (cka_only_y_centred, ["only y was centred"]),
+    (cka_square_root, ["square root"]),
+    (cka_divided_by_squared_norms, ["wrong normalisation"]),
     (cka_uncentred, ["centring forgotten"]),
     (cka_rows_centred, ["wrong axis"]),
     (cka_transposed, ["features transposed"]),
@@ -256,7 +297,20 @@ def select_reinitialises(model, layers, modules):
         model.head.classifier.weight.add_(1.0)
 
 
+def select_then_train_mode(model, layers, modules):
+    checks.reference_freeze_select(model, layers, modules)
+    model.train()                   # "so that it trains": not this function's business
+
+
+def select_final_norm_with_norms(model, layers, modules):
+    checks.reference_freeze_select(model, layers, modules)
+    if "norm" in modules:
+        model.ln_f.requires_grad_(True)
+
+
 @pytest.mark.parametrize("fn, words", [
+    (select_then_train_mode, ["train/eval mode"]),
+    (select_final_norm_with_norms, ["final layernorm ln_f"]),
     (select_first_n, ["first"]),
     (select_head_frozen, ["head is frozen"]),
     (select_whole_blocks, ["whole blocks"]),

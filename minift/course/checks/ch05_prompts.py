@@ -26,13 +26,17 @@ Exercise 2, P-tuning v1 / prompt tuning's input (what ``model.prompt`` does):
 
 Every checker tries several shapes, padded and unpadded rows, causal and bidirectional models, train and
 eval mode; it detects changes to your inputs and names the usual mistakes: padding that masks the
-prefix, a causal mask not offset by the prefix, keys and values swapped, positions not shifted by the
-prefix, one prefix shared by every layer, prompt outputs not cut back, prompts masked as padding, and a
+prefix, a causal mask not offset by the prefix, a triangle without its diagonal or upside down, keys and
+values swapped, scores scaled by sqrt(d_model), masked scores set to 0, heads split or merged by a bare
+reshape, attn.o forgotten, positions not shifted by the prefix, one prefix shared by every layer, the
+final LayerNorm, the causal flag or the attention_mask left out, the model called with a borrowed hook
+instead of a forward pass of one's own, prompt outputs not cut back, prompts masked as padding, and a
 causal model's prompt placed after the input (where no token sees it: zero gradient).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sysconfig
@@ -281,6 +285,14 @@ def wrong_masks(attention_mask, n_prefix, causal):
          "torch.cat([prefix_visible, token_mask], dim=-1)", torch.cat([tokens, rows(ones)], -1)),
     ]
     if causal:
+        wrong.append(("the causal triangle leaves out the diagonal: a token cannot see itself (tril(diagonal=-1)?)",
+                      "query i sees tokens 0..i, itself included: torch.ones(T, T).tril() (diagonal=0)",
+                      torch.cat([rows(ones), real[:, None, :].expand(batch, length, length)
+                                 & torch.ones(length, length, dtype=torch.bool).tril(-1)], -1)))
+        wrong.append(("the causal triangle is upside down: a token sees the tokens after it, not those before "
+                      "(triu instead of tril)", "query i (row) sees keys j <= i: the LOWER triangle, .tril()",
+                      torch.cat([rows(ones), real[:, None, :].expand(batch, length, length)
+                                 & torch.ones(length, length, dtype=torch.bool).triu()], -1)))
         wrong.append(("a causal model's token sees tokens after it (no causal triangle on the token part)",
                       "for causal=True the token part is lower-triangular: query i sees tokens 0..i",
                       torch.cat([rows(ones), rows(real)], -1)))
@@ -385,7 +397,36 @@ def _attention_variants(attn, x, keys, values, mask, causal):
     q, k, v = attn.q(x), attn.k(x), attn.v(x)
     batch, length = mask.shape
     tokens_only = allowed[..., n_prefix:]
+    keys_all, values_all = torch.cat([keys, k], 1), torch.cat([values, v], 1)
+    heads, d_head = attn.n_heads, attn.d_head
+    q_h = q.reshape(batch, length, heads, d_head).transpose(1, 2)
+    k_h = keys_all.reshape(batch, -1, heads, d_head).transpose(1, 2)
+    v_h = values_all.reshape(batch, -1, heads, d_head).transpose(1, 2)
+    scores = (q_h @ k_h.transpose(-2, -1)) / math.sqrt(d_head)
+    masked = scores.masked_fill(~allowed[:, None], float("-inf"))
+    merged = masked.softmax(-1) @ v_h                                        # (B, heads, T, d_head)
+
+    def no_transpose(t):                                                     # heads split by a bare reshape
+        return t.reshape(batch, heads, t.shape[1], d_head)
+    bare = (no_transpose(q) @ no_transpose(keys_all).transpose(-2, -1)) / math.sqrt(d_head)
+    bare = bare.masked_fill(~allowed[:, None], float("-inf")).softmax(-1) @ no_transpose(values_all)
     return [
+        ("the scores are divided by sqrt(d_model), not by sqrt(d_head)",
+         f"each head's dot products have d_head = {d_head} terms: scores = q @ k^T / sqrt(attn.d_head)",
+         _attend(attn, q * math.sqrt(d_head / (heads * d_head)), keys_all, values_all, allowed)),
+        ("attn.o was not applied: the heads were merged but not projected",
+         "the last step is attn.o(merged heads), the output projection",
+         merged.transpose(1, 2).reshape(batch, length, heads * d_head)),
+        ("the masked scores were set to 0 instead of -inf: a score of 0 still gets weight exp(0) after the "
+         "softmax, so the hidden keys are still seen", "scores.masked_fill(~mask, float('-inf'))",
+         attn.o((scores.masked_fill(~allowed[:, None], 0.0).softmax(-1) @ v_h).transpose(1, 2)
+                .reshape(batch, length, heads * d_head))),
+        ("the heads were merged back by a bare reshape (B, heads, T, d_head) -> (B, T, d) without moving the "
+         "head axis back first, which mixes tokens and heads", "out.transpose(1, 2).reshape(B, T, d)",
+         attn.o(merged.reshape(batch, length, heads * d_head))),
+        ("the heads were split by a bare reshape (B, T, d) -> (B, heads, T, d_head), which mixes tokens and "
+         "heads", "t.reshape(B, T, heads, d_head).transpose(1, 2)",
+         attn.o(bare.transpose(1, 2).reshape(batch, length, heads * d_head))),
         ("keys and values swapped: the prefix keys were used as values and the values as keys",
          "keys = cat([prefix_keys, attn.k(x)]), values = cat([prefix_values, attn.v(x)])",
          _attend(attn, q, torch.cat([values, k], 1), torch.cat([keys, v], 1), allowed)),
@@ -437,6 +478,11 @@ def _check_prefix_attention(fn) -> Verdict:
                 return mistake(f"{name} switched the layer to {'train' if attn.training else 'eval'} mode",
                                "leave attn's mode as it was (do not call .train() or .eval() on it)")
             got = _output(got, (batch, length, d_model), name)
+            if not bool(torch.isfinite(got[real]).all()):
+                return mistake(f"{name} gives NaN or inf for real tokens (case {number + 1}, {mode} mode): a softmax "
+                               "over entries that are all -inf gives NaN", "take the softmax over the keys "
+                               "(dim=-1): every query sees the prefix, so no such row is all -inf; a softmax over "
+                               "the queries (dim=-2) meets a padding key's all -inf column")
             with torch.no_grad():
                 want = reference_prefix_attention(attn, x, keys, values, mask, causal)
                 # the library's own attention with its prefix hook: the reference is the library
@@ -507,12 +553,36 @@ def _forward_variants(model, ids, mask, prefix):
     variants.append(("keys and values swapped: prefix[l] is (keys, values)",
                      "keys, values = prefix[l]; pass them to prefix_attention in that order",
                      reference_forward_with_prefix(model, ids, mask, [(v, k) for k, v in prefix])))
+    final_norm = model.ln_f
+    model.ln_f = nn.Identity()
+    try:
+        no_final_norm = reference_forward_with_prefix(model, ids, mask, prefix)
+    finally:
+        model.ln_f = final_norm
+    variants.append(("the final LayerNorm (model.ln_f) is missing before the LM head",
+                     "logits = model.lm_head(model.ln_f(x))", no_final_norm))
+    causal = model.config.causal
+    variants.append((f"the model's own causal flag was ignored: this model is "
+                     f"{'causal' if causal else 'bidirectional'}, your attention was "
+                     f"{'bidirectional' if causal else 'causal'}",
+                     "pass model.config.causal to prefix_attention",
+                     reference_forward_with_prefix(model, ids, mask, prefix, attention=_with_causal(not causal))))
+    variants.append(("the attention_mask was not used: real tokens attend to padding",
+                     "pass attention_mask to prefix_attention in every block",
+                     reference_forward_with_prefix(model, ids, torch.ones_like(mask), prefix)))
     first_only = reference_forward_with_prefix(
         model, ids, mask, prefix,
         attention=_FirstLayerOnly(model, n_prefix))
     variants.append(("the prefix enters the first layer only: prefix-tuning puts one in EVERY layer",
                      "call prefix_attention with prefix[l] in every block", first_only))
     return variants
+
+
+def _with_causal(causal):
+    """reference_prefix_attention with the causal flag forced (a student who hard-codes it)."""
+    def attention(attn, x, keys, values, mask, _causal):
+        return reference_prefix_attention(attn, x, keys, values, mask, causal)
+    return attention
 
 
 class _FirstLayerOnly:
@@ -554,7 +624,8 @@ def _check_forward_with_prefix(fn) -> Verdict:
             flat = [t for pair in prefix for t in pair]
             copies = _snapshot(ids, mask, *flat)
             state = {k: v.clone() for k, v in model.state_dict().items()}
-            got = _call(fn, model, ids, mask, prefix, what=f"{name}(model, input_ids, attention_mask, prefix)")
+            with _watch_model_calls(model) as model_calls:
+                got = _call(fn, model, ids, mask, prefix, what=f"{name}(model, input_ids, attention_mask, prefix)")
             _unchanged([ids, mask, *flat], copies, ["input_ids", "attention_mask"] + ["prefix"] * len(flat), name)
             after = model.state_dict()
             if set(after) != set(state) or any(not torch.equal(after[k], state[k]) for k in state):
@@ -562,6 +633,11 @@ def _check_forward_with_prefix(fn) -> Verdict:
             if model.prefix is not None or model.prompt is not None:
                 return mistake(f"{name} attached a hook to the model (model.prefix / model.prompt)",
                                "compute the forward pass yourself with the blocks' modules")
+            if model_calls:
+                return mistake(f"{name} called the model itself (model(...)), e.g. with a prefix hook attached for "
+                               "the call: the exercise is to write that forward pass",
+                               "compute it with model.tok_emb, model.pos_emb, the blocks' modules, model.ln_f and "
+                               "model.lm_head, and your prefix_attention")
             if model.training != (mode == "train"):
                 return mistake(f"{name} changed the model's train/eval mode",
                                "leave the model's mode as it was")
@@ -582,6 +658,18 @@ def _check_forward_with_prefix(fn) -> Verdict:
     return passed(f"{name} gives the logits of minift's prefix hook on {len(_forward_cases())} models "
                   "(causal and bidirectional, 2-3 layers, each with its own prefix, positions from P on, "
                   "train and eval mode)")
+
+
+@contextlib.contextmanager
+def _watch_model_calls(model):
+    """Yield a list that gets one entry per call of model(...) (its forward) inside the block: a student's
+    forward pass that delegates to the model, with a hook attached for the call, writes none of its own."""
+    calls = []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 # -------------------------------------------------------------------------------- insert_prompts
@@ -633,7 +721,12 @@ def _as_positions(value, fn_name):
         if not bool((positions == positions.round()).all()):
             raise _Wrong(mistake(f"{fn_name} returned real_positions that are not whole numbers",
                                  "positions are indices: torch.arange(before, before + T)"))
-    return positions.reshape(-1).long()
+    if positions.dim() > 1:
+        raise _Wrong(mistake(f"{fn_name} returned real_positions of shape {tuple(positions.shape)}; expected one "
+                             "list of T positions for the whole batch, shape (T,)",
+                             "the real tokens sit at the same positions in every row: "
+                             "torch.arange(before, before + T)"))
+    return positions.long()
 
 
 @checker

@@ -23,9 +23,10 @@ Exercise 2, the tagger over a deep-prompted model (what the model does with ``mo
 The checkers try several shapes, padded rows, causal and bidirectional models, train and eval mode, detect
 changes to your inputs and weights, and name the usual mistakes: one prefix shared by all layers, keys
 equal to values, prompts computed from another layer, reparameterised when asked not to (or not when
-asked), new random numbers at every call, all positions equal, the prefix masked by padding, positions
-not shifted by the prefix, the prompt in the first layer only, the head on the prompt positions, the LM
-head instead of the task head.
+asked), the MLP without its tanh, new random numbers at every call, all positions equal, the prefix masked
+by padding, the attention_mask ignored, positions not shifted by the prefix, the prompt in the first layer
+only, the head on the prompt positions, the LM head instead of the task head, the model called with the
+prompt attached for the call instead of a forward pass of one's own.
 """
 
 from __future__ import annotations
@@ -296,6 +297,8 @@ def _check_one_prompt(cls, seed, n_layers, d_model, length, reparam, hidden) -> 
                                  "with reparam=True build embedding (length, d) -> Linear(d, hidden) -> tanh -> "
                                  "Linear(hidden, n_layers * 2 * d) and read its output as every layer's keys "
                                  "and values"))
+        if count == expected:
+            _check_tanh(prompt, n_layers, d_model, length, hidden, where)
         if count != expected:
             h = d_model if hidden is None else hidden
             raise _Wrong(mistake(f"reparam=True: {count:,} trainable numbers, expected {expected:,} = embedding "
@@ -306,6 +309,32 @@ def _check_one_prompt(cls, seed, n_layers, d_model, length, reparam, hidden) -> 
 
     if seed == 0:
         _check_in_model(prompt, n_layers, d_model, length, name, where)
+
+
+def _check_tanh(prompt, n_layers, d_model, length, hidden, where) -> None:
+    """reparam=True: between the two linears sits a tanh, so however large the first linear's output gets, every
+    number the prompt gives stays within what the second linear can make of inputs in [-1, 1]. Checked by
+    scaling the first linear's output by 1000 for one call: without tanh (or with ReLU) the keys grow with it.
+    A prompt built without nn.Linear modules is not probed."""
+    hidden = d_model if hidden is None else hidden
+    linears = [m for m in prompt.modules() if isinstance(m, nn.Linear)]
+    first = [m for m in linears if (m.in_features, m.out_features) == (d_model, hidden)]
+    last = [m for m in linears if (m.in_features, m.out_features) == (hidden, n_layers * 2 * d_model)]
+    if len(first) != 1 or len(last) != 1 or first[0] is last[0]:
+        return
+    with torch.no_grad():
+        bound = float(last[0].weight.abs().sum(dim=1).max()) + \
+            (float(last[0].bias.abs().max()) if last[0].bias is not None else 0.0)
+        handle = first[0].register_forward_hook(lambda module, args, output: output * 1000.0)
+        try:
+            pairs = _call(prompt, 1, what="the prompt")
+        finally:
+            handle.remove()
+        largest = max(float(t.abs().max()) for pair in pairs for t in pair)
+    if largest > bound * (1 + 1e-4) + 1e-6:
+        raise _Wrong(mistake(f"reparam=True: the MLP has no tanh between its two linears (or another activation "
+                             f"that does not saturate){where}", "Linear(d_model, hidden) -> tanh -> Linear(hidden, "
+                             "n_layers * 2 * d_model): nn.Sequential(nn.Linear(...), nn.Tanh(), nn.Linear(...))"))
 
 
 def _check_in_model(prompt, n_layers, d_model, length, name, where) -> None:
@@ -433,6 +462,9 @@ def _tag_variants(model, ids, mask, prompt):
          run(layers=[(v, k) for k, v in prefix])),
         ("the final LayerNorm (model.ln_f) is missing before the head", "logits = model.head(model.ln_f(x), mask)",
          run(final_norm=False)),
+        ("the attention_mask was not used in the attention: real tokens attend to padding",
+         "a token column of `allowed` is False where attention_mask is 0",
+         run(allowed=_allowed(torch.ones_like(mask), n_prefix, causal))),
     ]
     if causal:
         variants.append(("a causal model's tokens see tokens after them (no causal triangle on the token part)",
@@ -475,7 +507,13 @@ def _check_tag_logits(fn) -> Verdict:
             before_inputs = (ids_in.clone(), mask_in.clone())
             prompt_before = [t.clone() for pair in prompt.pairs for t in pair]
             state = {k: v.clone() for k, v in model.state_dict().items()}
-            got = _call(fn, model, prompt, ids_in, mask_in, what=f"{name}(model, prompt, input_ids, attention_mask)")
+            calls = []
+            handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+            try:
+                got = _call(fn, model, prompt, ids_in, mask_in,
+                            what=f"{name}(model, prompt, input_ids, attention_mask)")
+            finally:
+                handle.remove()
             if not (torch.equal(ids_in, before_inputs[0]) and torch.equal(mask_in, before_inputs[1])):
                 return mistake(f"{name} changed its input input_ids or attention_mask in place",
                                "build new tensors instead of writing into the ones you were given")
@@ -490,6 +528,11 @@ def _check_tag_logits(fn) -> Verdict:
                 return mistake(f"{name} attached a hook to the model (model.prefix / model.prompt)",
                                "write the forward pass yourself with the model's blocks: "
                                "block(x, allowed, False, (keys, values))")
+            if calls:
+                return mistake(f"{name} called the model itself (model(...)), e.g. with the prompt attached to "
+                               "model.prefix for the call: the exercise is to write that forward pass",
+                               "use model.tok_emb, model.pos_emb, block(x, allowed, False, (keys, values)) for "
+                               "every block, model.ln_f and model.head")
             if model.training != (mode == "train"):
                 return mistake(f"{name} changed the model's train/eval mode", "leave the model's mode as it was")
             where = f" (case {number + 1}: {'causal' if causal else 'bidirectional'}, {n_layers} layers, " \

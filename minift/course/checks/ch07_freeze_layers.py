@@ -15,15 +15,16 @@ The functions under test follow the interfaces the exercise describes::
         # head; freeze everything else (embeddings, other blocks, the other parts, the final LayerNorm).
 
 The CKA checker runs three cases whose answers differ (features of equal and of different widths,
-a rotated and rescaled copy), and names: centring forgotten, centring along the wrong axis, features
-transposed (rows taken as features), normalisation missing, numerator not squared, inputs modified in
-place. Any number type is accepted (float, 0-d tensor, NumPy scalar).
+a rotated and rescaled copy), and names: centring forgotten, along the wrong axis, with one global mean or
+of one input only, features transposed (rows taken as features), normalisation missing or by the squared
+norms, numerator not squared, a square root or 1 - CKA returned, inputs modified in place. Any number type is accepted (float, 0-d tensor, NumPy scalar).
 
 The Freeze checker runs several (layers, modules) cases on 3- and 4-layer models, starting once from an
 all-trainable model and once from an all-frozen one, and names: first N layers instead of the last N,
 one layer too many or too few, the task head left frozen, LayerNorms (or the whole block) trainable when
 only some modules were asked for, the modules argument ignored, parameters outside the chosen ones left
-trainable, the chosen modules never switched on, weights changed.
+trainable (the final LayerNorm named), the chosen modules never switched on, weights or train/eval mode
+changed (one case hands over a frozen model in eval mode).
 """
 
 from __future__ import annotations
@@ -58,15 +59,23 @@ def reference_linear_cka(X, Y) -> float:
 
 
 def _cka_variant(X, Y, centre="columns", squared=True, normalised=True) -> float:
-    """The usual wrong versions, to recognise them."""
+    """The usual wrong versions, to recognise them. centre: "columns" (right), "rows", "global" (one mean
+    for the whole matrix), "x only" (Y left uncentred) or None; normalised: True, False, or "norms" (divided
+    by ||Xc||_F^2 ||Yc||_F^2 instead of ||Xc^T Xc||_F ||Yc^T Yc||_F)."""
     if centre == "columns":
         X, Y = X - X.mean(dim=0), Y - Y.mean(dim=0)
     elif centre == "rows":
         X, Y = X - X.mean(dim=1, keepdim=True), Y - Y.mean(dim=1, keepdim=True)
+    elif centre == "global":
+        X, Y = X - X.mean(), Y - Y.mean()
+    elif centre == "x only":
+        X = X - X.mean(dim=0)
     cross = torch.linalg.matrix_norm(Y.T @ X)
     cross = cross ** 2 if squared else cross
     if not normalised:
         return float(cross)
+    if normalised == "norms":
+        return float(cross / (torch.linalg.matrix_norm(X) ** 2 * torch.linalg.matrix_norm(Y) ** 2))
     return float(cross / (torch.linalg.matrix_norm(X.T @ X) * torch.linalg.matrix_norm(Y.T @ Y)))
 
 
@@ -129,6 +138,17 @@ def _name_cka_mistake(got: float, X, Y) -> Verdict | None:
          "||Yc^T Xc||_F^2", "CKA = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)"),
         (1 - reference_linear_cka(X, Y), "you returned 1 - CKA (a distance) instead of CKA",
          "CKA is a similarity: 1 for identical representations"),
+        (_cka_variant(X, Y, centre="global"), "centred with one mean for the whole matrix (X - X.mean()) "
+         "instead of each column's own mean", "X - X.mean(dim=0): every feature (column) gets its own mean"),
+        (_cka_variant(X, Y, centre="x only"), "only X was centred: Y keeps its column means",
+         "centre both: Yc = Y - Y.mean(dim=0) as well"),
+        (_cka_variant(Y, X, centre="x only"),
+         "only Y was centred: X keeps its column means", "centre both: Xc = X - X.mean(dim=0) as well"),
+        (math.sqrt(reference_linear_cka(X, Y)), "you returned the square root of CKA",
+         "CKA = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), no square root"),
+        (_cka_variant(X, Y, normalised="norms"), "wrong normalisation: you divided by ||Xc||_F^2 ||Yc||_F^2 "
+         "instead of ||Xc^T Xc||_F ||Yc^T Yc||_F", "the denominator has the Gram-like matrices Xc^T Xc and "
+         "Yc^T Yc, so that CKA(X, X) = 1"),
     ]
     for value, message, hint in known:
         if _close(got, value):
@@ -284,6 +304,9 @@ def _name_freeze_mistake(model, layers, modules, got: set[str], want: set[str], 
         return mistake(f"{case}: you ignored the modules argument: a different part of the blocks trains "
                        f"than the asked {modules}", "map each name to its part: 'attn' -> block.attn, "
                        "'ffn' -> block.ffn, 'norm' -> block.ln1 and block.ln2")
+    if extra and all(name.startswith("ln_f.") for name in extra):
+        return mistake(f"{case}: the final LayerNorm ln_f is trainable", "ln_f belongs to no block: it stays "
+                       "frozen; 'norm' means the chosen blocks' ln1 and ln2 only")
     if extra:
         return mistake(f"{case}: parameters outside the chosen ones are still trainable: "
                        f"{', '.join(_groups(extra))}", "freeze everything first (model.requires_grad_(False)), "
@@ -307,7 +330,9 @@ def _check_freeze(fn) -> Verdict:
         model = _target_model(n_layers, seed)
         if start == "frozen":
             model.requires_grad_(False)
+            model.eval()                      # and in eval mode: a selector that calls model.train() is caught
         weights = {k: v.clone() for k, v in model.state_dict().items()}
+        modes = [m.training for m in model.modules()]
         names_before = [n for n, _ in model.named_parameters()]
         want = _expected(model, layers, modules)
         case = _describe(layers, modules, n_layers) + (" (the model arrived frozen)" if start == "frozen" else "")
@@ -317,6 +342,10 @@ def _check_freeze(fn) -> Verdict:
                            "only switch requires_grad on and off; do not replace modules")
         if any(not torch.equal(v, weights[k]) for k, v in model.state_dict().items()):
             return mistake(f"{case}: the weights changed", "selecting what trains must not change any value")
+        if [m.training for m in model.modules()] != modes:
+            return mistake(f"{case}: the model's train/eval mode changed (model.train() or model.eval() was called)",
+                           "choosing what trains is requires_grad only; train/eval mode switches dropout, which "
+                           "the training loop sets itself")
         got = _trainable(model)
         if got != want:
             return _name_freeze_mistake(model, layers, modules, got, want, case)
