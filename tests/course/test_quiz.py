@@ -432,8 +432,18 @@ def test_lora_what_stays_follows_the_measured_activation_drop():
 def test_alpha_over_r_explanation_agrees_with_chapter_04():
     question = quiz.get_question("04-alpha-over-r")
     right = question.explanations[question.correct[0]]
-    assert "over-corrects" in right and "2.78" in right and "0.37" in right
+    assert "over-corrects" in right
     assert "Dividing by r cancels that" not in right
+    # the numbers it quotes are chapter 04's stored measurement (mean ||dW|| over seeds at r = 1, 8, 32)
+    import json
+    from pathlib import Path
+    stored = json.loads((Path(__file__).resolve().parents[2] / "results" / "04_lora_alpha_scaling.json").read_text())
+    norms = stored["data"]["delta_w_norm"]["alpha / r (alpha = 16)"]
+    means = [sum(seed[i] for seed in norms) / len(norms) for i in range(3)]
+    for value in means:
+        assert f"{value:.3f}" in right, (value, right)
+    low, high = stored["data"]["growth_ci95"]["alpha / r (alpha = 16)"]
+    assert f"[{low:.2f}, {high:.2f}]" in right
 
 
 def test_initial_loss_asks_about_the_moment_before_any_update():
