@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .framework import Rejected, Verdict, _StudentRaised, as_number, call, call_keeping_inputs, checker, \
     mistake, name_of, passed
+from .helpers import seeded, state_copy
 
 
 # --- SFT: build the target model ---------------------------------------------------------------------
@@ -40,10 +41,6 @@ def _tiny_source_model(seed: int = 0, dropout: float = 0.0):
     return model.eval()
 
 
-def _state_copy(model) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def _head_linear(head):
     linears = [m for m in head.modules() if isinstance(m, nn.Linear)] if isinstance(head, nn.Module) else []
     return linears[-1] if linears else None
@@ -57,7 +54,7 @@ def check_target_model(fn) -> Verdict:
 
     name = name_of(fn)
     source = _tiny_source_model()
-    before = _state_copy(source)
+    before = state_copy(source)
     source_ptrs = {p.data_ptr() for p in source.state_dict().values()}
     tokens = torch.randint(0, source.config.vocab_size, (4, 6), generator=torch.Generator().manual_seed(1))
 
@@ -255,20 +252,13 @@ LEARNING_RATE = 0.5      # plain SGD with a large step: every mistake changes th
 STEP_SEEDS = (11, 12)    # dropout draws the same masks for your step and the reference's
 
 
-def _seeded(seed, fn, *args, **kwargs):
-    """fn(*args) with the global torch generator seeded (dropout masks), restored afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fn(*args, **kwargs)
-
-
 def _run_steps(model, batches, step) -> tuple[list, list]:
     """Run ``step`` on each batch with one SGD optimizer; the losses and the state after each step."""
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
     losses, states = [], []
     for seed, batch in zip(STEP_SEEDS, batches):
-        losses.append(_seeded(seed, step, model, batch, optimizer))
-        states.append(_state_copy(model))
+        losses.append(seeded(seed, step, model, batch, optimizer))
+        states.append(state_copy(model))
     return losses, states
 
 
@@ -339,15 +329,15 @@ def check_training_step(fn) -> Verdict:
     (the model has dropout: the step must leave it in train mode)."""
     name = name_of(fn)
     model, batches = _training_setup()
-    start = _state_copy(model)
+    start = state_copy(model)
     student_model = copy.deepcopy(model).train()
     optimizer = _WatchedSGD(student_model.parameters(), lr=LEARNING_RATE)
     notes, losses, states = [], [], []
     order_hint = "order: optimizer.zero_grad(), forward, loss, loss.backward(), optimizer.step()"
     for seed, batch in zip(STEP_SEEDS, batches):
         try:
-            returned = _seeded(seed, call_keeping_inputs, fn, student_model, batch, optimizer,
-                               names=["model", "batch", "optimizer"], what=name)
+            returned = seeded(seed, call_keeping_inputs, fn, student_model, batch, optimizer,
+                              names=["model", "batch", "optimizer"], what=name)
         except _StudentRaised as raised:
             if "does not require grad" in str(raised.error):
                 return mistake("loss.backward() failed because the loss has no gradient: it was computed under "
@@ -362,7 +352,7 @@ def check_training_step(fn) -> Verdict:
                            "leave the mode to the caller: a training step runs in train mode (call model.train() "
                            "before the loop, not model.eval() inside the step)")
         losses.append(loss)
-        states.append(_state_copy(student_model))
+        states.append(state_copy(student_model))
 
     ref_losses, ref_states = _run_steps(copy.deepcopy(model), batches, reference_training_step)
     if not optimizer.steps_with_gradients:
@@ -392,13 +382,13 @@ def check_training_step(fn) -> Verdict:
         fresh = copy.deepcopy(model)
         zero_filled = batches[0]["labels"].clamp(min=0)
         with torch.no_grad():
-            as_class_0 = _seeded(STEP_SEEDS[0], _loss_of, fresh, batches[0], zero_filled)
+            as_class_0 = seeded(STEP_SEEDS[0], _loss_of, fresh, batches[0], zero_filled)
             evaluated = _loss_of(copy.deepcopy(model).eval(), batches[0])
         if abs(losses[0] - as_class_0) < 1e-4:
             return mistake("wrong loss: the example labelled -100 was counted (as class 0)",
                            "leave the labels as they are: F.cross_entropy(logits, labels, ignore_index=-100) "
                            "skips the -100 ones")
-        after_update = _seeded(STEP_SEEDS[0], _step_then_loss, copy.deepcopy(model), batches[0])
+        after_update = seeded(STEP_SEEDS[0], _step_then_loss, copy.deepcopy(model), batches[0])
         if abs(losses[0] - after_update) < 1e-4:
             return mistake("returned the loss AFTER the update (computed again after optimizer.step())",
                            "return the loss of the forward pass you called backward() on")

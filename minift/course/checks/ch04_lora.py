@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .framework import Rejected, Verdict, _StudentRaised, call, checker, mistake, passed, snapshot, changed
+from .helpers import seeded
 
 # (in_features, out_features, r, alpha): several shapes, and alpha / r never a whole number (8 / 3,
 # 6 / 4), so alpha // r, alpha, r, 1 and r / alpha all give other numbers than alpha / r
@@ -128,12 +129,6 @@ def _build(cls, base, r, alpha, dropout=0.0):
         raise Rejected(mistake("the layer has no self.base (the frozen nn.Linear it wraps)",
                                "keep the linear you are given: self.base = base"))
     return layer
-
-
-def _seeded(seed, fn, *args):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fn(*args)
 
 
 @checker
@@ -261,15 +256,15 @@ def _check(cls, name, in_features, out_features, r, alpha) -> Verdict | None:
                            "is still active after model.eval()", "use nn.Dropout(p) (it switches itself off in "
                            "eval mode) or F.dropout(x, p, training=self.training)")
         dropout_layer.train()
-        out_train = _seeded(5, _forward, dropout_layer, x, f"{name}.forward (dropout={DROPOUT}, train mode)")
+        out_train = seeded(5, _forward, dropout_layer, x, f"{name}.forward (dropout={DROPOUT}, train mode)")
         if _close(out_train, no_dropout):
             return mistake(f"dropout is never applied: in train mode with dropout={DROPOUT} the LoRA branch sees the "
                            "whole input", "store nn.Dropout(dropout) in __init__ and use it on x in the branch: "
                            "B A dropout(x)")
-        on_output = _seeded(5, lambda: expected0 + F.dropout(scaling * F.linear(F.linear(x, dropout_layer.lora_A),
-                                                                                dropout_layer.lora_B), DROPOUT))
-        on_input = _seeded(5, lambda: expected0 + scaling * F.linear(F.linear(F.dropout(x, DROPOUT),
-                                                                              dropout_layer.lora_A), dropout_layer.lora_B))
+        on_output = seeded(5, lambda: expected0 + F.dropout(scaling * F.linear(F.linear(x, dropout_layer.lora_A),
+                                                                               dropout_layer.lora_B), DROPOUT))
+        on_input = seeded(5, lambda: expected0 + scaling * F.linear(F.linear(F.dropout(x, DROPOUT),
+                                                                             dropout_layer.lora_A), dropout_layer.lora_B))
         if _close(out_train, on_output) and not _close(out_train, on_input):
             return mistake("dropout is applied to the LoRA branch's output (after B), not to its input",
                            "LoRA drops input features of the branch: B A dropout(x)")

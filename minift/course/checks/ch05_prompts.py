@@ -36,10 +36,7 @@ causal model's prompt placed after the input (where no token sees it: zero gradi
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import sysconfig
 import traceback
 from pathlib import Path
 
@@ -47,35 +44,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .framework import NOT_IMPLEMENTED, Verdict, call, checker, mistake, name_of, passed
-
-ATOL, RTOL = 1e-5, 1e-4
+from .framework import _LIBRARY_DIRS, NOT_IMPLEMENTED, Rejected, Verdict, call, checker, mistake, name_of, passed
+from .helpers import FixedPrefix, close, padding_mask, same_state, state_copy, tiny_model, watch_model_calls
 
 
 # --------------------------------------------------------------------------------------- plumbing
-
-class _Wrong(Exception):
-    """Carries a verdict out of a nested check."""
-
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.message)
-        self.verdict = verdict
-
 
 class _Stub:
     def __init__(self, name: str):
         self.name = name
 
 
-_LIBRARY = tuple(str(Path(p).resolve()) + os.sep for p in
-                 {Path(__file__).parents[2], sysconfig.get_paths()["stdlib"],
-                  sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-
-
 def _raiser(error: BaseException, default: str) -> str:
     """The student's function that raised ``error`` (the deepest frame outside minift and packages)."""
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not str(Path(f.filename).resolve()).startswith(_LIBRARY)]
+              if not str(Path(f.filename).resolve()).startswith(_LIBRARY_DIRS)]
     return frames[-1].name if frames else default
 
 
@@ -96,7 +79,7 @@ def _call(fn, *args, what: str):
         else:
             message = (f"{result.name} still raises NotImplementedError ({own} calls it): "
                        f"write {result.name} first")
-        raise _Wrong(Verdict(NOT_IMPLEMENTED, message))
+        raise Rejected(Verdict(NOT_IMPLEMENTED, message))
     return result
 
 
@@ -107,9 +90,9 @@ def _snapshot(*tensors):
 def _unchanged(tensors, copies, names, fn_name):
     for tensor, copy, name in zip(tensors, copies, names):
         if tensor.shape != copy.shape or not torch.equal(tensor, copy):
-            raise _Wrong(mistake(f"{fn_name} changed its input {name} in place",
-                                 "build new tensors (torch.cat, .clone()) instead of writing into the "
-                                 "ones you were given: the caller still needs them"))
+            raise Rejected(mistake(f"{fn_name} changed its input {name} in place",
+                                   "build new tensors (torch.cat, .clone()) instead of writing into the "
+                                   "ones you were given: the caller still needs them"))
 
 
 def _as_tensor(value, what: str, fn_name: str) -> torch.Tensor:
@@ -121,44 +104,12 @@ def _as_tensor(value, what: str, fn_name: str) -> torch.Tensor:
             return torch.as_tensor(np.asarray(value))
         except (TypeError, ValueError):
             pass
-    raise _Wrong(mistake(f"{fn_name} returned {type(value).__name__} as {what}; expected a tensor",
-                         f"return {what} as a torch tensor"))
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=ATOL, rtol=RTOL))
+    raise Rejected(mistake(f"{fn_name} returned {type(value).__name__} as {what}; expected a tensor",
+                           f"return {what} as a torch tensor"))
 
 
 def _random(shape, generator, scale=1.0):
     return torch.randn(*shape, generator=generator) * scale
-
-
-def _padding_mask(batch: int, length: int, pad: dict) -> torch.Tensor:
-    """(B, T) of ones, with row i's last pad[i] positions 0 (right padding)."""
-    mask = torch.ones(batch, length, dtype=torch.long)
-    for row, n in pad.items():
-        mask[row, length - n:] = 0
-    return mask
-
-
-def _tiny_model(seed: int, causal: bool, d_model=12, n_layers=2, n_heads=3, vocab=23, max_len=24):
-    """A minift Transformer with O(0.3) random weights (so that every mistake changes the output),
-    built without touching the caller's random state."""
-    from minift.config import ModelConfig
-    from minift.model import Transformer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Transformer(ModelConfig(vocab_size=vocab, d_model=d_model, n_layers=n_layers,
-                                        n_heads=n_heads, d_ff=2 * d_model, max_len=max_len,
-                                        causal=causal, dropout=0.0, attention="explicit"))
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if "ln" in name and name.endswith("weight"):
-                    parameter.copy_(1.0 + 0.2 * torch.randn_like(parameter))
-                else:
-                    parameter.copy_(0.3 * torch.randn_like(parameter))
-    return model
 
 
 # ------------------------------------------------------------------------------ reference solutions
@@ -242,20 +193,20 @@ def _as_mask(value, shape, fn_name) -> torch.Tensor:
     if tuple(mask.shape) != shape:
         batch, length, total = shape
         if tuple(mask.shape[-2:]) == (length, length):
-            raise _Wrong(mistake(f"{fn_name} returned a mask of shape {tuple(mask.shape)}: it has no columns "
-                                 "for the prefix keys", f"the keys are [prefix ; tokens], so the mask is "
-                                 f"(B, T, P + T) = {shape}; put P always-visible columns in front"))
-        raise _Wrong(mistake(f"{fn_name} returned a mask of shape {tuple(mask.shape)}, expected (B, T, P + T) "
-                             f"= {shape}", "one row per query token, one column per key: P prefix keys, "
-                             "then the T tokens"))
+            raise Rejected(mistake(f"{fn_name} returned a mask of shape {tuple(mask.shape)}: it has no columns "
+                                   "for the prefix keys", f"the keys are [prefix ; tokens], so the mask is "
+                                   f"(B, T, P + T) = {shape}; put P always-visible columns in front"))
+        raise Rejected(mistake(f"{fn_name} returned a mask of shape {tuple(mask.shape)}, expected (B, T, P + T) "
+                               f"= {shape}", "one row per query token, one column per key: P prefix keys, "
+                               "then the T tokens"))
     if mask.dtype != torch.bool:
         if mask.is_floating_point() and bool((mask < 0).any()):
-            raise _Wrong(mistake(f"{fn_name} returned an additive mask (0 / -inf); this exercise asks for a "
-                                 "boolean one", "return True where the query may look at the key, False "
-                                 "elsewhere (masked_fill(~mask, -inf) turns it into scores later)"))
+            raise Rejected(mistake(f"{fn_name} returned an additive mask (0 / -inf); this exercise asks for a "
+                                   "boolean one", "return True where the query may look at the key, False "
+                                   "elsewhere (masked_fill(~mask, -inf) turns it into scores later)"))
         if not bool(((mask == 0) | (mask == 1)).all()):
-            raise _Wrong(mistake(f"{fn_name} returned values other than True/False (or 1/0)",
-                                 "return a boolean tensor: True = may attend"))
+            raise Rejected(mistake(f"{fn_name} returned values other than True/False (or 1/0)",
+                                   "return a boolean tensor: True = may attend"))
         mask = mask != 0
     return mask
 
@@ -335,16 +286,9 @@ def _diagnose_mask(got, want, real, n_prefix, causal, padded_rows, fn_name) -> V
 @checker
 def check_prefix_mask(fn) -> Verdict:
     """fn(attention_mask (B, T), n_prefix, causal) -> bool (B, T, P + T)."""
-    try:
-        return _check_prefix_mask(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_prefix_mask(fn) -> Verdict:
     name = name_of(fn)
     for number, (batch, length, n_prefix, causal, pad) in enumerate(_mask_cases()):
-        attention_mask = _padding_mask(batch, length, pad)
+        attention_mask = padding_mask(batch, length, pad)
         if number == 1:
             attention_mask = attention_mask.bool()             # any 0/1 dtype is a valid mask
         prefix_count = np.int64(n_prefix) if number == 2 else n_prefix   # any integer type
@@ -372,21 +316,21 @@ def _attention_cases():
 
 
 def _attention_inputs(seed, d_model, n_heads, batch, length, n_prefix, pad):
-    model = _tiny_model(seed, True, d_model=d_model, n_layers=1, n_heads=n_heads)
+    model = tiny_model(seed, True, d_model=d_model, n_layers=1, n_heads=n_heads)
     attn = model.blocks[0].attn
     generator = torch.Generator().manual_seed(100 + seed)
     x = _random((batch, length, d_model), generator)
     keys = _random((batch, n_prefix, d_model), generator, 1.5)
     values = _random((batch, n_prefix, d_model), generator, 1.5)
-    return attn, x, keys, values, _padding_mask(batch, length, pad)
+    return attn, x, keys, values, padding_mask(batch, length, pad)
 
 
 def _output(value, shape, fn_name, what="the output"):
     out = _as_tensor(value, what, fn_name)
     if tuple(out.shape) != shape:
-        raise _Wrong(mistake(f"{fn_name} returned shape {tuple(out.shape)}, expected {shape}",
-                             "one output vector per real token: (B, T, d) after attn.o; the prefix "
-                             "positions are keys and values only, they produce no output"))
+        raise Rejected(mistake(f"{fn_name} returned shape {tuple(out.shape)}, expected {shape}",
+                               "one output vector per real token: (B, T, d) after attn.o; the prefix "
+                               "positions are keys and values only, they produce no output"))
     return out
 
 
@@ -454,13 +398,6 @@ def _attention_variants(attn, x, keys, values, mask, causal):
 @checker
 def check_prefix_attention(fn) -> Verdict:
     """fn(attn, x, prefix_keys, prefix_values, attention_mask, causal) -> (B, T, d)."""
-    try:
-        return _check_prefix_attention(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_prefix_attention(fn) -> Verdict:
     name = name_of(fn)
     for number, (seed, d_model, n_heads, batch, length, n_prefix, causal, pad) in enumerate(_attention_cases()):
         attn, x, keys, values, mask = _attention_inputs(seed, d_model, n_heads, batch, length, n_prefix, pad)
@@ -487,15 +424,15 @@ def _check_prefix_attention(fn) -> Verdict:
                 want = reference_prefix_attention(attn, x, keys, values, mask, causal)
                 # the library's own attention with its prefix hook: the reference is the library
                 library = attn(x, reference_prefix_mask(mask, n_prefix, causal)[:, None], False, (keys, values))
-            assert _close(want[real], library[real]), "reference and minift's attention disagree"
-            if _close(got[real], want[real]):
+            assert close(want[real], library[real]), "reference and minift's attention disagree"
+            if close(got[real], want[real]):
                 continue
             where = f" (case {number + 1}: d={d_model}, heads={n_heads}, B={batch}, T={length}, P={n_prefix}, " \
                     f"causal={causal}, {mode} mode)"
             with torch.no_grad():
                 variants = _attention_variants(attn, x, keys, values, mask, causal)
             for message, hint, output in variants:
-                if _close(got[real], output[real]):
+                if close(got[real], output[real]):
                     return mistake(message + where, hint)
             return mistake("the output differs from softmax(Q [K_prefix ; K]^T / sqrt(d_head), masked) "
                            f"[V_prefix ; V], heads merged and projected by attn.o{where}",
@@ -507,31 +444,19 @@ def _check_prefix_attention(fn) -> Verdict:
 
 # --------------------------------------------------------------------------- forward_with_prefix
 
-class _FixedPrefix(nn.Module):
-    """A model.prefix hook that returns given per-layer keys and values (what prefix.apply attaches)."""
-
-    def __init__(self, prefix):
-        super().__init__()
-        self.layers = [(k, v) for k, v in prefix]
-        self.length = prefix[0][0].shape[0]
-
-    def forward(self, batch_size):
-        return [(k.expand(batch_size, -1, -1), v.expand(batch_size, -1, -1)) for k, v in self.layers]
-
-
 def _forward_cases():
     """(seed, causal, n_layers, B, T, P, padding)."""
     return [(0, True, 2, 2, 5, 3, {1: 2}), (1, False, 3, 3, 4, 2, {0: 1}), (2, True, 3, 1, 6, 1, {})]
 
 
 def _forward_inputs(seed, causal, n_layers, batch, length, n_prefix, pad):
-    model = _tiny_model(10 + seed, causal, n_layers=n_layers)
+    model = tiny_model(10 + seed, causal, n_layers=n_layers)
     generator = torch.Generator().manual_seed(200 + seed)
     ids = torch.randint(0, model.config.vocab_size, (batch, length), generator=generator)
     d = model.config.d_model
     prefix = [(_random((n_prefix, d), generator, 1.5), _random((n_prefix, d), generator, 1.5))
               for _ in range(n_layers)]
-    return model, ids, _padding_mask(batch, length, pad), prefix
+    return model, ids, padding_mask(batch, length, pad), prefix
 
 
 def _forward_variants(model, ids, mask, prefix):
@@ -602,33 +527,25 @@ class _FirstLayerOnly:
 @checker
 def check_forward_with_prefix(fn) -> Verdict:
     """fn(model, input_ids, attention_mask, prefix) -> LM logits (B, T, vocab)."""
-    try:
-        return _check_forward_with_prefix(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_forward_with_prefix(fn) -> Verdict:
     name = name_of(fn)
     for number, (seed, causal, n_layers, batch, length, n_prefix, pad) in enumerate(_forward_cases()):
         model, ids, mask, prefix = _forward_inputs(seed, causal, n_layers, batch, length, n_prefix, pad)
         real = mask.bool()
         with torch.no_grad():
-            library_model = _tiny_model(10 + seed, causal, n_layers=n_layers).eval()
-            library_model.prefix = _FixedPrefix(prefix)
+            library_model = tiny_model(10 + seed, causal, n_layers=n_layers).eval()
+            library_model.prefix = FixedPrefix(prefix)
             library = library_model(ids, attention_mask=mask).logits
             want = reference_forward_with_prefix(model, ids, mask, prefix)
-        assert _close(want[real], library[real]), "reference and minift's prefix hook disagree"
+        assert close(want[real], library[real]), "reference and minift's prefix hook disagree"
         for mode in ("train", "eval"):
             model.train(mode == "train")
             flat = [t for pair in prefix for t in pair]
             copies = _snapshot(ids, mask, *flat)
-            state = {k: v.clone() for k, v in model.state_dict().items()}
-            with _watch_model_calls(model) as model_calls:
+            state = state_copy(model)
+            with watch_model_calls(model) as model_calls:
                 got = _call(fn, model, ids, mask, prefix, what=f"{name}(model, input_ids, attention_mask, prefix)")
             _unchanged([ids, mask, *flat], copies, ["input_ids", "attention_mask"] + ["prefix"] * len(flat), name)
-            after = model.state_dict()
-            if set(after) != set(state) or any(not torch.equal(after[k], state[k]) for k in state):
+            if not same_state(state, model):
                 return mistake(f"{name} changed the model's weights", "the forward pass only reads the weights")
             if model.prefix is not None or model.prompt is not None:
                 return mistake(f"{name} attached a hook to the model (model.prefix / model.prompt)",
@@ -642,14 +559,14 @@ def _check_forward_with_prefix(fn) -> Verdict:
                 return mistake(f"{name} changed the model's train/eval mode",
                                "leave the model's mode as it was")
             got = _output(got, (batch, length, model.config.vocab_size), name, "the logits")
-            if _close(got[real], want[real]):
+            if close(got[real], want[real]):
                 continue
             where = f" (case {number + 1}: {'causal' if causal else 'bidirectional'}, {n_layers} layers, " \
                     f"B={batch}, T={length}, P={n_prefix}, {mode} mode)"
             with torch.no_grad():
                 variants = _forward_variants(model, ids, mask, prefix)
             for message, hint, output in variants:
-                if _close(got[real], output[real]):
+                if close(got[real], output[real]):
                     return mistake(message + where, hint)
             return mistake(f"the logits differ from minift's model with the same prefix{where}",
                            "x = tok_emb(ids) + pos_emb(arange(P, P + T)); per block: x += "
@@ -658,18 +575,6 @@ def _check_forward_with_prefix(fn) -> Verdict:
     return passed(f"{name} gives the logits of minift's prefix hook on {len(_forward_cases())} models "
                   "(causal and bidirectional, 2-3 layers, each with its own prefix, positions from P on, "
                   "train and eval mode)")
-
-
-@contextlib.contextmanager
-def _watch_model_calls(model):
-    """Yield a list that gets one entry per call of model(...) (its forward) inside the block: a student's
-    forward pass that delegates to the model, with a hook attached for the call, writes none of its own."""
-    calls = []
-    handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 # -------------------------------------------------------------------------------- insert_prompts
@@ -715,17 +620,17 @@ def _prompt_variants(embeddings, mask, prompts, before):
 def _as_positions(value, fn_name):
     positions = _as_tensor(value, "real_positions", fn_name)
     if positions.dtype == torch.bool:
-        raise _Wrong(mistake(f"{fn_name} returned real_positions as a boolean mask",
-                             "return the indices of the real tokens, e.g. torch.arange(before, before + T)"))
+        raise Rejected(mistake(f"{fn_name} returned real_positions as a boolean mask",
+                               "return the indices of the real tokens, e.g. torch.arange(before, before + T)"))
     if positions.is_floating_point():
         if not bool((positions == positions.round()).all()):
-            raise _Wrong(mistake(f"{fn_name} returned real_positions that are not whole numbers",
-                                 "positions are indices: torch.arange(before, before + T)"))
+            raise Rejected(mistake(f"{fn_name} returned real_positions that are not whole numbers",
+                                   "positions are indices: torch.arange(before, before + T)"))
     if positions.dim() > 1:
-        raise _Wrong(mistake(f"{fn_name} returned real_positions of shape {tuple(positions.shape)}; expected one "
-                             "list of T positions for the whole batch, shape (T,)",
-                             "the real tokens sit at the same positions in every row: "
-                             "torch.arange(before, before + T)"))
+        raise Rejected(mistake(f"{fn_name} returned real_positions of shape {tuple(positions.shape)}; expected one "
+                               "list of T positions for the whole batch, shape (T,)",
+                               "the real tokens sit at the same positions in every row: "
+                               "torch.arange(before, before + T)"))
     return positions.long()
 
 
@@ -733,18 +638,11 @@ def _as_positions(value, fn_name):
 def check_insert_prompts(fn) -> Verdict:
     """fn(embeddings (B, T, d), attention_mask (B, T), prompts (m, d), before) ->
     (x (B, m + T, d), mask (B, m + T), real_positions (T,))."""
-    try:
-        return _check_insert_prompts(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_insert_prompts(fn) -> Verdict:
     name = name_of(fn)
     for number, (seed, batch, length, d, m, before, pad) in enumerate(_prompt_cases()):
         generator = torch.Generator().manual_seed(300 + seed)
         embeddings = _random((batch, length, d), generator)
-        mask = _padding_mask(batch, length, pad)
+        mask = padding_mask(batch, length, pad)
         prompts = _random((m, d), generator, 2.0)
         where = f" (case {number + 1}: B={batch}, T={length}, m={m}, before={before})"
         given_before = np.int64(before) if number == 3 else before      # any integer type
@@ -767,9 +665,9 @@ def _check_insert_prompts(fn) -> Verdict:
             return mistake(f"x has shape {tuple(x.shape)}, expected (B, m + T, d) = {tuple(want_x.shape)}{where}",
                            "expand the prompts to the batch (prompts.expand(B, -1, -1)) and concatenate along "
                            "the sequence (dim=1)")
-        if not _close(x, want_x):
+        if not close(x, want_x):
             for message, hint, variant in _prompt_variants(embeddings, mask, prompts, before):
-                if _close(x, variant):
+                if close(x, variant):
                     return mistake(message + where, hint)
             return mistake(f"x is not [prompts[:before], embeddings, prompts[before:]]{where}",
                            "x = torch.cat([h[:, :before], embeddings, h[:, before:]], dim=1) with "
@@ -831,11 +729,11 @@ def _check_in_a_model(fn, name) -> Verdict | None:
     from minift.methods.ptuning import PromptEncoder
 
     for seed, causal, m, before in ((0, True, 3, 3), (1, False, 4, 2)):
-        model = _tiny_model(400 + seed, causal, d_model=12).eval()
+        model = tiny_model(400 + seed, causal, d_model=12).eval()
         generator = torch.Generator().manual_seed(500 + seed)
         prompts = _random((m, 12), generator, 1.5)
         ids = torch.randint(0, model.config.vocab_size, (2, 5), generator=generator)
-        mask = _padding_mask(2, 5, {1: 2})
+        mask = padding_mask(2, 5, {1: 2})
         real = mask.bool()
         library = PromptEncoder(12, m, encoder=None, before=before, init=prompts)
         model.prompt = library
@@ -843,7 +741,7 @@ def _check_in_a_model(fn, name) -> Verdict | None:
             want = model(ids, attention_mask=mask).logits
         model.prompt = _StudentPrompt(fn, prompts, before)
         logits = _call(lambda: model(ids, attention_mask=mask).logits, what=f"a model using {name}")
-        if tuple(logits.shape) != tuple(want.shape) or not _close(logits[real], want[real]):
+        if tuple(logits.shape) != tuple(want.shape) or not close(logits[real], want[real]):
             return mistake(f"plugged into a {'causal' if causal else 'bidirectional'} model, {name} gives other "
                            "logits than minift's prompt hook", "x, mask and real_positions must follow the hook's "
                            "contract: see the exercise text")

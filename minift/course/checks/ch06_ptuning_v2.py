@@ -34,62 +34,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .framework import Verdict, call, checker, mistake, name_of, passed
-
-ATOL, RTOL = 1e-5, 1e-4
+from .framework import Rejected, Verdict, call, checker, mistake, name_of, passed
+from .helpers import FixedPrefix, close, padding_mask, same_state, state_copy, tiny_model, watch_model_calls
 
 __all__ = ["check_deep_prompt", "check_tag_logits", "ReferenceDeepPrompt", "reference_tag_logits"]
-
-
-# --------------------------------------------------------------------------------------- plumbing
-
-class _Wrong(Exception):
-    """Carries a verdict out of a nested check."""
-
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.message)
-        self.verdict = verdict
-
-
-def _call(fn, *args, what: str, **kwargs):
-    """The framework's call(): your exceptions become verdicts ("not implemented yet", "your code raised")."""
-    return call(fn, *args, what=what, **kwargs)
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=ATOL, rtol=RTOL))
-
-
-def _padding_mask(batch: int, length: int, pad: dict) -> torch.Tensor:
-    """(B, T) of ones, with row i's last pad[i] positions 0 (right padding)."""
-    mask = torch.ones(batch, length, dtype=torch.long)
-    for row, n in pad.items():
-        mask[row, length - n:] = 0
-    return mask
-
-
-def _tiny_tagger(seed: int, causal: bool, n_layers: int, num_tags: int, d_model=12, n_heads=3, vocab=23,
-                 max_len=24):
-    """A minift Transformer with O(0.3) random weights and a token head (so every mistake changes the
-    output), built without touching the caller's random state. Its LM head is kept, so that using it
-    instead of the task head gives logits of another width."""
-    from minift.config import ModelConfig
-    from minift.heads import TokenClassificationHead
-    from minift.model import Transformer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Transformer(ModelConfig(vocab_size=vocab, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                                        d_ff=2 * d_model, max_len=max_len, causal=causal, dropout=0.0,
-                                        attention="explicit"))
-        model.head = TokenClassificationHead(d_model, num_tags)
-        with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                if "ln" in name and name.endswith("weight"):
-                    parameter.copy_(1.0 + 0.2 * torch.randn_like(parameter))
-                else:
-                    parameter.copy_(0.3 * torch.randn_like(parameter))
-    return model
 
 
 # ------------------------------------------------------------------------------ reference solutions
@@ -150,32 +98,32 @@ def _prompt_cases():
 
 
 def _outputs(prompt, batch_size, n_layers, length, d_model, name):
-    got = _call(prompt, batch_size, what=f"{name}(...)({batch_size})")
+    got = call(prompt, batch_size, what=f"{name}(...)({batch_size})")
     if isinstance(got, torch.Tensor):
-        raise _Wrong(mistake(f"calling the prompt returned one tensor of shape {tuple(got.shape)}; the prefix "
-                             "hook expects a list with one (keys, values) pair per layer",
-                             "return [(keys_0, values_0), ..., (keys_{L-1}, values_{L-1})], each "
-                             "(batch, length, d_model)"))
+        raise Rejected(mistake(f"calling the prompt returned one tensor of shape {tuple(got.shape)}; the prefix "
+                               "hook expects a list with one (keys, values) pair per layer",
+                               "return [(keys_0, values_0), ..., (keys_{L-1}, values_{L-1})], each "
+                               "(batch, length, d_model)"))
     if not isinstance(got, (list, tuple)):
-        raise _Wrong(mistake(f"calling the prompt returned {type(got).__name__}; expected a list of (keys, values) "
-                             "pairs, one per layer", "return a list (or tuple) of n_layers pairs"))
+        raise Rejected(mistake(f"calling the prompt returned {type(got).__name__}; expected a list of (keys, values) "
+                               "pairs, one per layer", "return a list (or tuple) of n_layers pairs"))
     if len(got) != n_layers:
-        raise _Wrong(mistake(f"calling the prompt returned {len(got)} (keys, values) pair(s) for a model of "
-                             f"{n_layers} layers", "one pair per layer: P-tuning v2 puts a prompt in EVERY layer"))
+        raise Rejected(mistake(f"calling the prompt returned {len(got)} (keys, values) pair(s) for a model of "
+                               f"{n_layers} layers", "one pair per layer: P-tuning v2 puts a prompt in EVERY layer"))
     pairs = []
     for layer, pair in enumerate(got):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(t, torch.Tensor) for t in pair):
-            raise _Wrong(mistake(f"layer {layer}'s entry is not a (keys, values) pair of tensors",
-                                 "each layer gets a tuple (keys, values)"))
+            raise Rejected(mistake(f"layer {layer}'s entry is not a (keys, values) pair of tensors",
+                                   "each layer gets a tuple (keys, values)"))
         for what, tensor in zip(("keys", "values"), pair):
             if tuple(tensor.shape) != (batch_size, length, d_model):
                 hint = ("expand the (length, d_model) table to the batch: t.expand(batch_size, -1, -1)"
                         if tuple(tensor.shape) == (length, d_model) else
                         "keys and values are (batch_size, length, d_model) for every layer")
-                raise _Wrong(mistake(f"layer {layer}'s {what} have shape {tuple(tensor.shape)}, expected "
-                                     f"(batch, length, d_model) = {(batch_size, length, d_model)}", hint))
+                raise Rejected(mistake(f"layer {layer}'s {what} have shape {tuple(tensor.shape)}, expected "
+                                       f"(batch, length, d_model) = {(batch_size, length, d_model)}", hint))
             if not tensor.is_floating_point():
-                raise _Wrong(mistake(f"layer {layer}'s {what} have dtype {tensor.dtype}", "use float tensors"))
+                raise Rejected(mistake(f"layer {layer}'s {what} have dtype {tensor.dtype}", "use float tensors"))
         pairs.append(tuple(pair))
     return pairs
 
@@ -210,18 +158,18 @@ def _check_one_prompt(cls, seed, n_layers, d_model, length, reparam, hidden) -> 
     kwargs = {"reparam": reparam} if not reparam or hidden is None else {"reparam": reparam, "hidden": hidden}
     with torch.random.fork_rng(devices=[]):        # your global random state is left as it was
         torch.manual_seed(1000 + seed)
-        prompt = _call(cls, n_layers, d_model, length, what=f"{name}({n_layers}, {d_model}, {length}, ...)", **kwargs)
+        prompt = call(cls, n_layers, d_model, length, what=f"{name}({n_layers}, {d_model}, {length}, ...)", **kwargs)
     if not isinstance(prompt, nn.Module):
-        raise _Wrong(mistake(f"{name}(...) built a {type(prompt).__name__}, not a torch.nn.Module",
-                             "subclass nn.Module (and call super().__init__()) so that model.prefix can hold it "
-                             "and its parameters train"))
+        raise Rejected(mistake(f"{name}(...) built a {type(prompt).__name__}, not a torch.nn.Module",
+                               "subclass nn.Module (and call super().__init__()) so that model.prefix can hold it "
+                               "and its parameters train"))
     params = [p for p in prompt.parameters() if p.requires_grad]
     count = sum(p.numel() for p in params)
     linears = [m for m in prompt.modules() if isinstance(m, nn.Linear)]
     if count == 0:
-        raise _Wrong(mistake(f"{name} has no trainable parameters{where}",
-                             "wrap the prompt tensors in nn.Parameter so that they train (a plain tensor or a "
-                             "buffer never receives an optimizer step)"))
+        raise Rejected(mistake(f"{name} has no trainable parameters{where}",
+                               "wrap the prompt tensors in nn.Parameter so that they train (a plain tensor or a "
+                               "buffer never receives an optimizer step)"))
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(2000 + seed)             # a prompt that draws new numbers per call is caught below
@@ -232,80 +180,80 @@ def _check_one_prompt(cls, seed, n_layers, d_model, length, reparam, hidden) -> 
         in_train = [_outputs(prompt, 1, n_layers, length, d_model, name) for _ in range(2)]
 
     if not any(t.requires_grad for pair in first for t in pair):
-        raise _Wrong(mistake(f"the keys and values are not connected to {name}'s parameters (no gradient can "
-                             f"reach them){where}", "compute the outputs from your nn.Parameter(s) inside "
-                             "forward, without .detach(), torch.no_grad() or .data"))
+        raise Rejected(mistake(f"the keys and values are not connected to {name}'s parameters (no gradient can "
+                               f"reach them){where}", "compute the outputs from your nn.Parameter(s) inside "
+                               "forward, without .detach(), torch.no_grad() or .data"))
     if not all(torch.equal(a, b) for pa, pb in zip(first, again) for a, b in zip(pa, pb)):
-        raise _Wrong(mistake(f"two calls of the prompt gave different keys/values: it draws new random numbers "
-                             f"at every call{where}", "draw the random initial values once, in __init__, into "
-                             "nn.Parameter(s); forward only reads them"))
+        raise Rejected(mistake(f"two calls of the prompt gave different keys/values: it draws new random numbers "
+                               f"at every call{where}", "draw the random initial values once, in __init__, into "
+                               "nn.Parameter(s); forward only reads them"))
     for layer, (keys, values) in enumerate(first):
         if not (torch.equal(keys, keys[:1].expand_as(keys)) and torch.equal(values, values[:1].expand_as(values))):
-            raise _Wrong(mistake(f"layer {layer}'s prefix differs between the sentences of a batch{where}",
-                                 "every sentence gets the same prompt: expand one (length, d) table to the batch"))
-    if not all(_close(a[0], b[0]) for run in in_train for pa, pb in zip(first, run) for a, b in zip(pa, pb)):
-        raise _Wrong(mistake(f"the prompt gives other numbers in train() and eval() mode (dropout?){where}",
-                             "the deep prompts are parameters: no dropout or other randomness in forward"))
+            raise Rejected(mistake(f"layer {layer}'s prefix differs between the sentences of a batch{where}",
+                                   "every sentence gets the same prompt: expand one (length, d) table to the batch"))
+    if not all(close(a[0], b[0]) for run in in_train for pa, pb in zip(first, run) for a, b in zip(pa, pb)):
+        raise Rejected(mistake(f"the prompt gives other numbers in train() and eval() mode (dropout?){where}",
+                               "the deep prompts are parameters: no dropout or other randomness in forward"))
 
     if length > 1:
         for layer, (keys, values) in enumerate(first):
             if torch.equal(keys[0], keys[0, :1].expand_as(keys[0])) and \
                     torch.equal(values[0], values[0, :1].expand_as(values[0])):
-                raise _Wrong(mistake(f"every prompt position of layer {layer} holds the same numbers (a zero or "
-                                     f"constant start?){where}: identical positions get identical gradients and "
-                                     "stay identical, so a prompt of length P acts like length 1",
-                                     "start from random numbers, e.g. 0.5 * torch.randn(...)"))
+                raise Rejected(mistake(f"every prompt position of layer {layer} holds the same numbers (a zero or "
+                                       f"constant start?){where}: identical positions get identical gradients and "
+                                       "stay identical, so a prompt of length P acts like length 1",
+                                       "start from random numbers, e.g. 0.5 * torch.randn(...)"))
 
     if n_layers > 1 and all(torch.equal(first[0][0], keys) and torch.equal(first[0][1], values)
                             for keys, values in first[1:]):
-        raise _Wrong(mistake(f"one prefix shared by all layers: every layer got the same keys and values{where}",
-                             "P-tuning v2 gives each layer its OWN prompt: a table of shape "
-                             "(n_layers, 2, length, d_model), layer l reads table[l]"))
+        raise Rejected(mistake(f"one prefix shared by all layers: every layer got the same keys and values{where}",
+                               "P-tuning v2 gives each layer its OWN prompt: a table of shape "
+                               "(n_layers, 2, length, d_model), layer l reads table[l]"))
     for layer, (keys, values) in enumerate(first):
         if torch.equal(keys, values):
-            raise _Wrong(mistake(f"keys and values are the same tensor in layer {layer}{where}",
-                                 "each layer has separate keys and values: 2 x length x d_model numbers"))
+            raise Rejected(mistake(f"keys and values are the same tensor in layer {layer}{where}",
+                                   "each layer has separate keys and values: 2 x length x d_model numbers"))
     expected = _expected_count(n_layers, d_model, length, reparam, hidden)
     if not reparam:
         if linears:
-            raise _Wrong(mistake(f"reparameterised when asked not to: reparam=False still builds "
-                                 f"{len(linears)} linear layer(s) ({count:,} trainable numbers instead of "
-                                 f"2 x L x length x d = {expected:,}){where}",
-                                 "P-tuning v2's default trains the table directly; only reparam=True adds "
-                                 "the MLP"))
+            raise Rejected(mistake(f"reparameterised when asked not to: reparam=False still builds "
+                                   f"{len(linears)} linear layer(s) ({count:,} trainable numbers instead of "
+                                   f"2 x L x length x d = {expected:,}){where}",
+                                   "P-tuning v2's default trains the table directly; only reparam=True adds "
+                                   "the MLP"))
         if count == 2 * length * d_model and n_layers > 1:
-            raise _Wrong(mistake(f"one prefix shared by all layers: {count:,} trainable numbers are one layer's "
-                                 f"worth (2 x length x d), expected 2 x L x length x d = {expected:,}{where}",
-                                 "a table of shape (n_layers, 2, length, d_model), layer l reads table[l]"))
+            raise Rejected(mistake(f"one prefix shared by all layers: {count:,} trainable numbers are one layer's "
+                                   f"worth (2 x length x d), expected 2 x L x length x d = {expected:,}{where}",
+                                   "a table of shape (n_layers, 2, length, d_model), layer l reads table[l]"))
         if count != expected:
-            raise _Wrong(mistake(f"{count:,} trainable numbers, expected 2 x n_layers x length x d_model = "
-                                 f"{expected:,}{where}", "keys and values, length x d_model each, for every layer"))
+            raise Rejected(mistake(f"{count:,} trainable numbers, expected 2 x n_layers x length x d_model = "
+                                   f"{expected:,}{where}", "keys and values, length x d_model each, for every layer"))
         for layer in range(n_layers):
             moved = _grad_footprint(prompt, lambda: prompt(2), layer)
             if moved > 2 * length * d_model:
-                raise _Wrong(mistake(f"layer {layer}'s prompt is computed from other layers' numbers ({moved:,} "
-                                     f"trainable numbers feed it, its own are 2 x length x d = "
-                                     f"{2 * length * d_model:,}){where}", "in P-tuning v2 each layer's prompt "
-                                     "is its own parameter, not the previous layer's prompt or output"))
+                raise Rejected(mistake(f"layer {layer}'s prompt is computed from other layers' numbers ({moved:,} "
+                                       f"trainable numbers feed it, its own are 2 x length x d = "
+                                       f"{2 * length * d_model:,}){where}", "in P-tuning v2 each layer's prompt "
+                                       "is its own parameter, not the previous layer's prompt or output"))
             if moved < 2 * length * d_model:
-                raise _Wrong(mistake(f"some of layer {layer}'s keys/values get no gradient ({moved:,} of "
-                                     f"{2 * length * d_model:,} trainable numbers move){where}",
-                                     "return the parameters themselves (expanded), not constants"))
+                raise Rejected(mistake(f"some of layer {layer}'s keys/values get no gradient ({moved:,} of "
+                                       f"{2 * length * d_model:,} trainable numbers move){where}",
+                                       "return the parameters themselves (expanded), not constants"))
     else:
         if not linears and count == 2 * n_layers * length * d_model:
-            raise _Wrong(mistake(f"reparam=True was ignored: the prompt is a plain table{where}",
-                                 "with reparam=True build embedding (length, d) -> Linear(d, hidden) -> tanh -> "
-                                 "Linear(hidden, n_layers * 2 * d) and read its output as every layer's keys "
-                                 "and values"))
+            raise Rejected(mistake(f"reparam=True was ignored: the prompt is a plain table{where}",
+                                   "with reparam=True build embedding (length, d) -> Linear(d, hidden) -> tanh -> "
+                                   "Linear(hidden, n_layers * 2 * d) and read its output as every layer's keys "
+                                   "and values"))
         if count == expected:
             _check_tanh(prompt, n_layers, d_model, length, hidden, where)
         if count != expected:
             h = d_model if hidden is None else hidden
-            raise _Wrong(mistake(f"reparam=True: {count:,} trainable numbers, expected {expected:,} = embedding "
-                                 f"{length} x {d_model} + Linear({d_model}, {h}) + Linear({h}, "
-                                 f"{n_layers * 2 * d_model}){where}",
-                                 "hidden defaults to d_model; the MLP's output holds every layer's keys and "
-                                 "values at once"))
+            raise Rejected(mistake(f"reparam=True: {count:,} trainable numbers, expected {expected:,} = embedding "
+                                   f"{length} x {d_model} + Linear({d_model}, {h}) + Linear({h}, "
+                                   f"{n_layers * 2 * d_model}){where}",
+                                   "hidden defaults to d_model; the MLP's output holds every layer's keys and "
+                                   "values at once"))
 
     if seed == 0:
         _check_in_model(prompt, n_layers, d_model, length, name, where)
@@ -327,14 +275,14 @@ def _check_tanh(prompt, n_layers, d_model, length, hidden, where) -> None:
             (float(last[0].bias.abs().max()) if last[0].bias is not None else 0.0)
         handle = first[0].register_forward_hook(lambda module, args, output: output * 1000.0)
         try:
-            pairs = _call(prompt, 1, what="the prompt")
+            pairs = call(prompt, 1, what="the prompt")
         finally:
             handle.remove()
         largest = max(float(t.abs().max()) for pair in pairs for t in pair)
     if largest > bound * (1 + 1e-4) + 1e-6:
-        raise _Wrong(mistake(f"reparam=True: the MLP has no tanh between its two linears (or another activation "
-                             f"that does not saturate){where}", "Linear(d_model, hidden) -> tanh -> Linear(hidden, "
-                             "n_layers * 2 * d_model): nn.Sequential(nn.Linear(...), nn.Tanh(), nn.Linear(...))"))
+        raise Rejected(mistake(f"reparam=True: the MLP has no tanh between its two linears (or another activation "
+                               f"that does not saturate){where}", "Linear(d_model, hidden) -> tanh -> Linear(hidden, "
+                               "n_layers * 2 * d_model): nn.Sequential(nn.Linear(...), nn.Tanh(), nn.Linear(...))"))
 
 
 def _check_in_model(prompt, n_layers, d_model, length, name, where) -> None:
@@ -350,37 +298,35 @@ def _compare_with_library(prompt, n_layers, d_model, length, where) -> None:
         pairs = prompt(1)
         table = torch.stack([torch.stack([keys[0], values[0]]) for keys, values in pairs])   # (L, 2, P, d)
     for causal in (True, False):
-        ours = _tiny_tagger(40, causal, n_layers, 5, d_model=d_model, n_heads=2)
-        library = ptuning_v2.apply(_tiny_tagger(40, causal, n_layers, 5, d_model=d_model, n_heads=2), length=length)
+        ours = tiny_model(40, causal, d_model=d_model, n_layers=n_layers, n_heads=2, num_tags=5)
+        library = ptuning_v2.apply(tiny_model(40, causal, d_model=d_model, n_layers=n_layers, n_heads=2, num_tags=5),
+                                   length=length)
         with torch.no_grad():
             library.prefix.table.copy_(table)
         ours.prefix = prompt
         ids = torch.randint(0, 23, (2, 5), generator=torch.Generator().manual_seed(3))
-        mask = _padding_mask(2, 5, {1: 2})
+        mask = padding_mask(2, 5, {1: 2})
         with torch.no_grad():
             try:
                 got = ours(ids, attention_mask=mask).logits
             except Exception as error:   # noqa: BLE001 - a prompt the hook cannot use is the student's mistake
-                raise _Wrong(mistake(f"model.prefix = your prompt: the model's forward failed with "
-                                     f"{type(error).__name__}: {error}{where}",
-                                     "the hook calls prompt(batch_size) and expects one (keys, values) pair "
-                                     "per layer, each (batch, length, d_model)")) from None
+                raise Rejected(mistake(f"model.prefix = your prompt: the model's forward failed with "
+                                       f"{type(error).__name__}: {error}{where}",
+                                       "the hook calls prompt(batch_size) and expects one (keys, values) pair "
+                                       "per layer, each (batch, length, d_model)")) from None
             want = library(ids, attention_mask=mask).logits
         real = mask.bool()
-        if not _close(got[real], want[real]):
-            raise _Wrong(mistake(f"plugged into model.prefix, your prompt gives other logits than ptuning_v2.apply "
-                                 f"with the same numbers{where}", "layer l must receive (keys_l, values_l)"))
+        if not close(got[real], want[real]):
+            raise Rejected(mistake(f"plugged into model.prefix, your prompt gives other logits than ptuning_v2.apply "
+                                   f"with the same numbers{where}", "layer l must receive (keys_l, values_l)"))
 
 
 @checker
 def check_deep_prompt(cls) -> Verdict:
     """cls(n_layers, d_model, length, reparam=False, hidden=None) -> nn.Module; module(B) -> L x (K, V)."""
-    try:
-        for seed, n_layers, d_model, length, hidden in _prompt_cases():
-            for reparam in (False, True):
-                _check_one_prompt(cls, seed, n_layers, d_model, length, reparam, hidden)
-    except _Wrong as wrong:
-        return wrong.verdict
+    for seed, n_layers, d_model, length, hidden in _prompt_cases():
+        for reparam in (False, True):
+            _check_one_prompt(cls, seed, n_layers, d_model, length, reparam, hidden)
     return passed(f"{name_of(cls)} gives every layer its own trainable keys and values (2 x L x length x d "
                   f"numbers), random, fixed between calls, the same for every sentence; reparam=True adds the "
                   f"MLP; plugged into model.prefix it equals ptuning_v2.apply ({len(_prompt_cases())} shapes, "
@@ -389,18 +335,6 @@ def check_deep_prompt(cls) -> Verdict:
 
 # ------------------------------------------------------------------------------------- tag_logits
 
-class _FixedPrompt(nn.Module):
-    """A deep prompt with given per-layer (keys, values), each (P, d): the checker's own, not yours."""
-
-    def __init__(self, pairs):
-        super().__init__()
-        self.pairs = [(k, v) for k, v in pairs]
-        self.length = pairs[0][0].shape[0]
-
-    def forward(self, batch_size):
-        return [(k.expand(batch_size, -1, -1), v.expand(batch_size, -1, -1)) for k, v in self.pairs]
-
-
 def _tag_cases():
     """(seed, causal, n_layers, num_tags, B, T, P, padding)."""
     return [(0, True, 2, 5, 2, 5, 3, {1: 2}), (1, False, 3, 9, 3, 4, 2, {0: 1, 2: 2}),
@@ -408,13 +342,13 @@ def _tag_cases():
 
 
 def _tag_inputs(seed, causal, n_layers, num_tags, batch, length, n_prefix, pad):
-    model = _tiny_tagger(20 + seed, causal, n_layers, num_tags)
+    model = tiny_model(20 + seed, causal, n_layers=n_layers, num_tags=num_tags)
     generator = torch.Generator().manual_seed(300 + seed)
     ids = torch.randint(0, model.config.vocab_size, (batch, length), generator=generator)
     d = model.config.d_model
     pairs = [(torch.randn(n_prefix, d, generator=generator) * 1.5, torch.randn(n_prefix, d, generator=generator) * 1.5)
              for _ in range(n_layers)]
-    return model, ids, _padding_mask(batch, length, pad), _FixedPrompt(pairs)
+    return model, ids, padding_mask(batch, length, pad), FixedPrefix(pairs)
 
 
 def _tag_variants(model, ids, mask, prompt):
@@ -481,23 +415,16 @@ def _tag_variants(model, ids, mask, prompt):
 @checker
 def check_tag_logits(fn) -> Verdict:
     """fn(model, prompt, input_ids, attention_mask) -> (B, T, num_tags)."""
-    try:
-        return _check_tag_logits(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_tag_logits(fn) -> Verdict:
     name = name_of(fn)
     for number, (seed, causal, n_layers, num_tags, batch, length, n_prefix, pad) in enumerate(_tag_cases()):
         model, ids, mask, prompt = _tag_inputs(seed, causal, n_layers, num_tags, batch, length, n_prefix, pad)
         real = mask.bool()
         with torch.no_grad():
             want = reference_tag_logits(model, prompt, ids, mask)
-            hooked = _tiny_tagger(20 + seed, causal, n_layers, num_tags)
+            hooked = tiny_model(20 + seed, causal, n_layers=n_layers, num_tags=num_tags)
             hooked.prefix = prompt
             library = hooked(ids, attention_mask=mask).logits
-        assert _close(want[real], library[real]), "the reference and minift's prefix hook disagree"
+        assert close(want[real], library[real]), "the reference and minift's prefix hook disagree"
         for mode in ("train", "eval"):
             model.train(mode == "train")
             if number == 1:
@@ -506,22 +433,16 @@ def _check_tag_logits(fn) -> Verdict:
                 ids_in, mask_in = ids.clone(), mask.clone()
             before_inputs = (ids_in.clone(), mask_in.clone())
             prompt_before = [t.clone() for pair in prompt.pairs for t in pair]
-            state = {k: v.clone() for k, v in model.state_dict().items()}
-            calls = []
-            handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
-            try:
-                got = _call(fn, model, prompt, ids_in, mask_in,
-                            what=f"{name}(model, prompt, input_ids, attention_mask)")
-            finally:
-                handle.remove()
+            state = state_copy(model)
+            with watch_model_calls(model) as calls:
+                got = call(fn, model, prompt, ids_in, mask_in, what=f"{name}(model, prompt, input_ids, attention_mask)")
             if not (torch.equal(ids_in, before_inputs[0]) and torch.equal(mask_in, before_inputs[1])):
                 return mistake(f"{name} changed its input input_ids or attention_mask in place",
                                "build new tensors instead of writing into the ones you were given")
             if not all(torch.equal(a, b) for a, b in zip([t for pair in prompt.pairs for t in pair], prompt_before)):
                 return mistake(f"{name} changed the prompt's keys or values in place",
                                "the prompt is read, never written, in the forward pass")
-            after = model.state_dict()
-            if set(after) != set(state) or any(not torch.equal(after[k], state[k]) for k in state):
+            if not same_state(state, model):
                 return mistake(f"{name} changed the model's weights", "the forward pass only reads the weights")
             if model.prefix is not None or model.prompt is not None:
                 model.prefix = model.prompt = None
@@ -556,12 +477,12 @@ def _check_tag_logits(fn) -> Verdict:
                                    f"not the task head{where}", "a tagger reads model.head (one output per tag)")
                 return mistake(f"{name} returned shape {tuple(got.shape)}, expected (B, T, num_tags) = {shape}{where}",
                                "one row of tag logits per input token")
-            if _close(got[real], want[real]):
+            if close(got[real], want[real]):
                 continue
             with torch.no_grad():
                 variants = _tag_variants(model, ids, mask, prompt)
             for message, hint, output in variants:
-                if _close(got[real], output[real]):
+                if close(got[real], output[real]):
                     return mistake(message + where, hint)
             return mistake(f"the tag logits differ from minift's model with the same deep prompts{where}",
                            "x = tok_emb(ids) + pos_emb(arange(P, P + T)); allowed (B, 1, T, P + T) with the P "

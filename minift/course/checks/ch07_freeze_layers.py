@@ -36,16 +36,11 @@ import numbers
 import numpy as np
 import torch
 
-from .framework import Verdict, call, checker, mistake, passed
+from .framework import Rejected, Verdict, call, checker, mistake, name_of, passed
+from .helpers import same_state, state_copy
 
 REL_TOL = 1e-6
 SELECTABLE = ("attn", "ffn", "norm")
-
-
-class _Wrong(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.message)
-        self.verdict = verdict
 
 
 # ============================================================================ exercise 1: linear CKA
@@ -96,22 +91,22 @@ def _cka_cases():
 
 def as_number(value, what: str = "your function") -> float:
     """A Python float from any real number type: int, float, NumPy scalar, 0-d / 1-element tensor or
-    array. Anything else raises _Wrong with a clear verdict."""
+    array. Anything else raises Rejected with a clear verdict."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise _Wrong(mistake(f"{what} returned a tensor of shape {tuple(value.shape)}, expected one number",
-                                 "return a single number: e.g. float(result) or result.item()"))
+            raise Rejected(mistake(f"{what} returned a tensor of shape {tuple(value.shape)}, expected one number",
+                                   "return a single number: e.g. float(result) or result.item()"))
         value = value.detach().cpu().item()
     elif isinstance(value, np.ndarray):
         if value.size != 1:
-            raise _Wrong(mistake(f"{what} returned an array of shape {value.shape}, expected one number",
-                                 "return a single number: e.g. float(result)"))
+            raise Rejected(mistake(f"{what} returned an array of shape {value.shape}, expected one number",
+                                   "return a single number: e.g. float(result)"))
         value = value.item()
     if value is None:
-        raise _Wrong(mistake(f"{what} returned None", "did you forget the return statement?"))
+        raise Rejected(mistake(f"{what} returned None", "did you forget the return statement?"))
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _Wrong(mistake(f"{what} returned {type(value).__name__} {value!r}, expected a number",
-                             "return the CKA value as a number"))
+        raise Rejected(mistake(f"{what} returned {type(value).__name__} {value!r}, expected a number",
+                               "return the CKA value as a number"))
     return float(value)
 
 
@@ -159,14 +154,7 @@ def _name_cka_mistake(got: float, X, Y) -> Verdict | None:
 @checker
 def check_linear_cka(fn) -> Verdict:
     """fn(X, Y) -> CKA, on three cases with different answers and shapes."""
-    try:
-        return _check_cka(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_cka(fn) -> Verdict:
-    name = getattr(fn, "__name__", type(fn).__name__)
+    name = name_of(fn)
     for label, X, Y in _cka_cases():
         X_arg, Y_arg = X.clone(), Y.clone()              # what the student gets
         X_before, Y_before = X_arg.clone(), Y_arg.clone()
@@ -318,20 +306,13 @@ def _name_freeze_mistake(model, layers, modules, got: set[str], want: set[str], 
 @checker
 def check_freeze_select(fn) -> Verdict:
     """fn(model, layers, modules): trains only ``modules`` of the last ``layers`` blocks and the head."""
-    try:
-        return _check_freeze(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_freeze(fn) -> Verdict:
-    name = getattr(fn, "__name__", type(fn).__name__)
+    name = name_of(fn)
     for seed, (n_layers, layers, modules, start) in enumerate(_freeze_cases()):
         model = _target_model(n_layers, seed)
         if start == "frozen":
             model.requires_grad_(False)
             model.eval()                      # and in eval mode: a selector that calls model.train() is caught
-        weights = {k: v.clone() for k, v in model.state_dict().items()}
+        weights = state_copy(model)
         modes = [m.training for m in model.modules()]
         names_before = [n for n, _ in model.named_parameters()]
         want = _expected(model, layers, modules)
@@ -340,7 +321,7 @@ def _check_freeze(fn) -> Verdict:
         if [n for n, _ in model.named_parameters()] != names_before:
             return mistake(f"{case}: the model's parameters changed (some were added, removed or replaced)",
                            "only switch requires_grad on and off; do not replace modules")
-        if any(not torch.equal(v, weights[k]) for k, v in model.state_dict().items()):
+        if not same_state(weights, model):
             return mistake(f"{case}: the weights changed", "selecting what trains must not change any value")
         if [m.training for m in model.modules()] != modes:
             return mistake(f"{case}: the model's train/eval mode changed (model.train() or model.eval() was called)",
