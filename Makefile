@@ -11,7 +11,7 @@ STAMP := $(VENV)/.minift-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 
-.PHONY: test lab course exercises pretrain bench setup clean-venv
+.PHONY: test lab course course-gpu exercises pretrain bench shootout setup clean-venv
 
 setup: $(STAMP)
 
@@ -35,13 +35,24 @@ course: $(STAMP)
 		--ExecutePreprocessor.timeout=1800 $(NOTEBOOKS)
 
 exercises: $(STAMP)
-	$(BIN)/python -m minift.exercises solutions exercises
+	$(BIN)/python -m minift.course.exercises solutions exercises
 
 pretrain: $(STAMP)
-	$(BIN)/python -m minift.pretrain
+	$(BIN)/python -m minift.source_models
 
+# Speed vs transformers/PEFT for every adapter method, matmul peak, cheap wins, inference (<= 10 min on
+# 2 cores): prints tables, writes results/bench_cpu.json (bench_cuda.json on a GPU).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/bench.py
+
+# Every course notebook in its GPU configuration, headless, on copies: results/*_gpu.* and
+# results/course_gpu_run.json. A whole GPU session (bench + this): bash benchmarks/gpu_session.sh
+course-gpu: $(STAMP)
+	$(BIN)/python benchmarks/course_gpu.py
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Chapter 08's shoot-out, CPU configuration (about 17 min on 2 cores; resumable): results/08_shootout_cpu.*
+shootout: $(STAMP)
+	$(BIN)/python benchmarks/shootout.py --cpu
