@@ -89,6 +89,7 @@ sys.path.insert(0, str(ROOT))            # run from a checkout without installin
 
 from minift.interop import from_hf_gpt2  # noqa: E402
 from minift.methods import lora, prefix, ptuning  # noqa: E402
+from minift.course.setup import cpu_name  # noqa: E402  (the same name the course results record)
 
 SCHEMA = "minift-bench-v1"
 SHAPES = (dict(d_model=128, n_layers=4, n_heads=4), dict(d_model=256, n_layers=4, n_heads=4),
@@ -217,17 +218,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return given or "unknown"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as stream:
-            for line in stream:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def metadata(device: torch.device, monitor: CpuMonitor, args) -> dict:

@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from .framework import Verdict, as_number, call, checker, mistake, passed
+from .framework import Rejected, Verdict, as_number, call, checker, mistake, name_of, passed
 
 # Student's t, 97.5% quantile, by degrees of freedom: the 95% two-sided interval of a mean.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -46,12 +46,6 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
         19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052,
         28: 2.048, 29: 2.045, 30: 2.042}
 REL_TOL = 2e-3          # the table has 3 decimals: an exact t (e.g. from scipy) differs by < 1e-3
-
-
-class _Wrong(Exception):
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.message)
-        self.verdict = verdict
 
 
 # ============================================================================ exercise 1: Pareto front
@@ -126,13 +120,13 @@ def _as_indices(result, n: int, name: str):
     if hasattr(result, "tolist") and hasattr(result, "dim"):
         result = result.tolist()
     if not isinstance(result, (list, tuple)):
-        raise _Wrong(mistake(f"{name} returned {type(result).__name__}; expected a list of indices",
+        raise Rejected(mistake(f"{name} returned {type(result).__name__}; expected a list of indices",
                              "return e.g. [1, 2, 0]: the positions of the front's methods in the input"))
     out = []
     for value in result:
         number = as_number(value)
         if isinstance(value, (tuple, list)) or number is None or number != int(number) or not 0 <= number < n:
-            raise _Wrong(mistake(f"{name} returned {result!r}: expected indices 0..{n - 1} of the methods, "
+            raise Rejected(mistake(f"{name} returned {result!r}: expected indices 0..{n - 1} of the methods, "
                                  "not their parameter counts, scores or (params, score) pairs",
                                  "collect i (the position in the input), not params[i] or scores[i]"))
         out.append(int(number))
@@ -142,14 +136,7 @@ def _as_indices(result, n: int, name: str):
 @checker
 def check_pareto_front(fn) -> Verdict:
     """fn(params, scores) -> the indices of the Pareto front, sorted by parameters."""
-    try:
-        return _check_pareto(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_pareto(fn) -> Verdict:
-    name = getattr(fn, "__name__", type(fn).__name__)
+    name = name_of(fn)
     cases, answers = _pareto_cases(), []
     for label, params, scores in cases:
         p_arg, s_arg = copy.deepcopy(params), copy.deepcopy(scores)
@@ -258,14 +245,14 @@ def _same(x: tuple, y: tuple) -> bool:
 
 def _as_triple(result, name: str) -> tuple:
     if isinstance(result, dict) or not hasattr(result, "__len__") or isinstance(result, str):
-        raise _Wrong(mistake(f"{name} returned {type(result).__name__}; expected (mean, low, high)",
+        raise Rejected(mistake(f"{name} returned {type(result).__name__}; expected (mean, low, high)",
                              "return a tuple of three numbers"))
     if len(result) != 3:
-        raise _Wrong(mistake(f"{name} returned {len(result)} values; expected 3: (mean, low, high)",
+        raise Rejected(mistake(f"{name} returned {len(result)} values; expected 3: (mean, low, high)",
                              "return mean, mean - half, mean + half"))
     numbers = [as_number(v) for v in result]
     if any(v is None for v in numbers):
-        raise _Wrong(mistake(f"{name} returned {result!r}: each of the three must be one number",
+        raise Rejected(mistake(f"{name} returned {result!r}: each of the three must be one number",
                              "float(...) each value"))
     return tuple(numbers)
 
@@ -273,14 +260,7 @@ def _as_triple(result, name: str) -> tuple:
 @checker
 def check_paired_interval(fn) -> Verdict:
     """fn(a, b) -> (mean, low, high) of the per-seed differences a - b, 95% t interval."""
-    try:
-        return _check_interval(fn)
-    except _Wrong as wrong:
-        return wrong.verdict
-
-
-def _check_interval(fn) -> Verdict:
-    name = getattr(fn, "__name__", type(fn).__name__)
+    name = name_of(fn)
     for label, a, b in _interval_cases():
         a_arg, b_arg = copy.deepcopy(a), copy.deepcopy(b)
         got = _as_triple(call(fn, a_arg, b_arg, what=name), name)
