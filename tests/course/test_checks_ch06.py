@@ -7,10 +7,7 @@ import torch.nn as nn
 
 from minift.course.checks import ch06_ptuning_v2 as checks
 from minift.course.checks.ch06_ptuning_v2 import ReferenceDeepPrompt, reference_tag_logits
-
-
-def quiet(check, fn):
-    return check(fn, quiet=True)
+from verdict_asserts import quiet
 
 
 def assert_mistake(verdict, *words):

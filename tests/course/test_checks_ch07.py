@@ -10,17 +10,7 @@ import torch
 from minift.course.checks import ch07_freeze_layers as checks
 from minift.analysis import probing
 from minift.methods import freeze
-
-
-def quiet(check, fn):
-    return check(fn, quiet=True)
-
-
-def assert_mistake(verdict, *words):
-    assert verdict.status == "mistake", str(verdict)
-    text = str(verdict).lower()
-    for word in words:
-        assert word.lower() in text, f"{word!r} not in: {verdict}"
+from verdict_asserts import quiet, assert_mistake
 
 
 # ======================================================================== exercise 1: linear CKA
