@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from minift.course.checks import ch08_shootout as checks
+from verdict_asserts import quiet, assert_mistake
 
 T = checks.T975
-from verdict_asserts import quiet, assert_mistake
 
 
 # ======================================================================= exercise 1: Pareto front
