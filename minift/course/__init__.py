@@ -7,7 +7,7 @@
 
 Files:
 
-    setup.py        notebook set-up: setup(), pick(), timer, save_results()/load_results()
+    setup.py        notebook set-up: setup(), pick(), timer, save_results()/load_results(), report_time()
     quiz.py         the quiz engine; quizzes/NN.json are the question banks
     checks/         exercise checkers: framework.py (Verdict, @checker) and one file per chapter
     widgets/        interactive explorers, one file per chapter that needs one
@@ -28,12 +28,12 @@ import importlib
 # ``setup`` here is the function: binding it replaces the attribute that importing the submodule
 # setup.py gave the package (the module stays reachable as sys.modules["minift.course.setup"]).
 from .setup import (CourseEnv, MODES, available_cpus, choose_threads, cpu_name, describe_device,
-                    git_commit, load_results, parse_mode, results_dir, run_metadata, save_results,
-                    seed_everything, set_threads, setup, synchronize, timer)
+                    git_commit, load_results, parse_mode, report_time, results_dir, run_metadata,
+                    save_results, seed_everything, set_threads, setup, synchronize, timer)
 
 __all__ = ["setup", "CourseEnv", "MODES", "available_cpus", "choose_threads", "cpu_name", "describe_device",
            "git_commit", "load_results", "parse_mode", "results_dir", "run_metadata", "save_results",
-           "seed_everything", "set_threads", "synchronize", "timer"]
+           "seed_everything", "set_threads", "synchronize", "timer", "report_time"]
 
 _SUBMODULES = ("quiz", "checks", "widgets", "viz", "exercises")
 

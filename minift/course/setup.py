@@ -14,6 +14,12 @@ CPU threads: setup() is the one place that decides how many threads PyTorch uses
 1 on CPU, because the course's models are tiny and one thread avoids the synchronisation that several
 threads pay on every small matrix product (several times faster on a busy 2-core machine).
 ``setup(threads=4)`` or the environment variable MINIFT_THREADS=4 overrides it.
+
+Time to learn: setup() notes when the chapter started (wall clock and this process's CPU time), and each
+notebook's last cell, ``minift.course.report_time("04")``, prints how long the chapter took. With the
+environment variable MINIFT_RECORD_TIMES=1 (set by ``make course``) it also merges that record into
+results/course_times.json, from which ``python benchmarks/course_times.py --readme`` writes the README's
+table; without it nothing is written (the test suite runs every notebook and must not touch results/).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import platform
 import random
 import subprocess
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,6 +49,8 @@ MODE_VARIABLE = "MINIFT_MODE"
 THREADS_VARIABLE = "MINIFT_THREADS"
 CPU_THREADS = 1          # on CPU: tiny models, one thread beats several that must synchronise (see above)
 MAX_THREADS = 8          # on an accelerator the CPU only feeds it: more threads mostly add synchronisation
+RECORD_TIMES_VARIABLE = "MINIFT_RECORD_TIMES"   # "1": report_time() also writes results/course_times.json
+COURSE_TIMES_FILE = "course_times.json"
 
 _current_env: "CourseEnv | None" = None    # the last setup(), so save_results() can record the mode
 
@@ -54,6 +63,9 @@ class CourseEnv:
     device: torch.device
     mode: str
     threads: int | None = None     # CPU threads PyTorch uses (None: not set by setup())
+    # when setup() ran: time.perf_counter() and time.process_time() (None: not made by setup())
+    started_wall: float | None = field(default=None, repr=False, compare=False)
+    started_cpu: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_fast(self) -> bool:
@@ -156,6 +168,7 @@ def setup(seed: int = 0, mode: str | None = None, *, device=None, threads: int |
     number of CPU threads (choose_threads: 1 on CPU unless ``threads`` or $MINIFT_THREADS says
     otherwise), and print one summary line. ``device`` forces a device (e.g. "cpu")."""
     global _current_env
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
     seed = int_in_range("seed", seed, 0, 2**32 - 1)
     mode = parse_mode(mode)
     device = torch.device(device) if device is not None else default_device()
@@ -164,7 +177,8 @@ def setup(seed: int = 0, mode: str | None = None, *, device=None, threads: int |
 
     print(f"minift {__version__} | torch {torch.__version__} | device {describe_device(device)} "
           f"| {threads} CPU thread{'' if threads == 1 else 's'} | mode {mode} | seed {seed}")
-    _current_env = CourseEnv(seed=seed, device=device, mode=mode, threads=threads)
+    _current_env = CourseEnv(seed=seed, device=device, mode=mode, threads=threads,
+                             started_wall=started_wall, started_cpu=started_cpu)
     return _current_env
 
 
@@ -337,6 +351,106 @@ def load_results(name: str, root="results") -> dict | None:
         return json.load(stream)
 
 
+# --- time to learn: how long a chapter took, recorded by its last cell --------------------------------
+
+def _chapter_key(chapter) -> str:
+    """"04" from "04", "4" or 4: the chapter numbers the notebooks' file names start with."""
+    text = str(chapter).strip() if isinstance(chapter, (str, int)) and not isinstance(chapter, bool) else ""
+    if not (text.isdigit() and len(text) <= 2):
+        raise ValueError(f"chapter={chapter!r} is not a chapter number; use the two digits the notebook's "
+                         "file name starts with, e.g. report_time(\"04\") in notebooks/04_lora.ipynb")
+    return f"{int(text):02d}"
+
+
+def _recording_times() -> bool:
+    """True when $MINIFT_RECORD_TIMES asks report_time() to write results/course_times.json."""
+    text = os.environ.get(RECORD_TIMES_VARIABLE, "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{RECORD_TIMES_VARIABLE}={text!r} is not understood; use 1 to record times "
+                     "(as `make course` does) or unset it")
+
+
+@contextmanager
+def _folder_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (flock on the directory itself: no lock file is left behind)
+    so that two writers' read-modify-write cycles cannot interleave. A no-op where flock is missing."""
+    try:
+        import fcntl
+    except ImportError:                     # Windows: the atomic rename alone still prevents torn files
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)                    # closing releases the lock
+
+
+def update_json_file(path, update) -> dict:
+    """Read the JSON object at ``path`` (an empty dict when the file does not exist), call
+    ``update(data)`` to change it in place, and write it back atomically (minift.files.atomic_path) while
+    holding a lock on the folder: a failed write leaves the old file as it was, and two processes that
+    update it at once both keep their changes. A file that is not a JSON object is refused, not replaced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(path.parent):
+        data = {}
+        if path.is_file():
+            try:
+                with open(path, encoding="utf-8") as stream:
+                    data = json.load(stream)
+            except (ValueError, UnicodeDecodeError) as error:
+                raise ValueError(f"{path} is not valid JSON ({error}); fix or remove it, nothing was "
+                                 "written") from error
+            if not isinstance(data, dict):
+                raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object; fix or "
+                                 "remove it, nothing was written")
+        update(data)
+        text = json.dumps(data, indent=2, sort_keys=True, default=_to_json) + "\n"
+        _atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+    return data
+
+
+def report_time(chapter, root="results") -> dict:
+    """How long this chapter took since ``setup()``: print one line and return the record (wall_s,
+    cpu_s, mode, device, threads, date, commit, versions). Each notebook calls it in its last cell.
+
+    CPU time is this process's (time.process_time(): all its threads, not other processes), which a busy
+    machine disturbs less than wall time. With $MINIFT_RECORD_TIMES=1 (``make course``) the record is
+    also merged into <root>/course_times.json under [chapter][mode], where mode is "fast" or "full", with
+    "_gpu" appended on a CUDA card; otherwise nothing is written.
+    """
+    chapter = _chapter_key(chapter)
+    env = _current_env
+    if env is None or env.started_wall is None or env.started_cpu is None:
+        raise RuntimeError("report_time() measures from minift.course.setup(), which has not run in this "
+                           "kernel: run the notebook from the top (setup() is in its first code cell)")
+    wall_s = time.perf_counter() - env.started_wall
+    cpu_s = time.process_time() - env.started_cpu
+    metadata = run_metadata()
+    mode_key = env.mode + ("_gpu" if env.has_gpu else "")
+    record = {"chapter": chapter, "mode": mode_key, "wall_s": round(wall_s, 2), "cpu_s": round(cpu_s, 2),
+              # the whole kernel process's CPU time, imports before setup() included
+              "process_cpu_s": round(time.process_time(), 2),
+              **{key: metadata[key] for key in ("date", "device", "device_name", "threads", "git_commit",
+                                                  "minift_version", "torch_version")}}
+    threads = record["threads"]
+    where = f"cpu: {record['device_name']}" if record["device"] == "cpu" else record["device_name"]
+    print(f"Chapter {chapter} ran in {wall_s:.0f} s wall, {cpu_s:.0f} s CPU since setup() (mode {mode_key}, "
+          f"{where}, {threads} thread{'' if threads == 1 else 's'})")
+    if _recording_times():
+        def add(data):
+            modes = data.get(chapter)
+            data[chapter] = {**(modes if isinstance(modes, dict) else {}), mode_key: record}
+        update_json_file(results_dir(root) / COURSE_TIMES_FILE, add)
+    return record
+
+
 __all__ = ["CourseEnv", "setup", "parse_mode", "choose_threads", "set_threads", "seed_everything", "timer",
            "synchronize", "describe_device", "cpu_name", "available_cpus", "save_results", "load_results",
-           "results_dir", "run_metadata", "git_commit", "MODES", "THREADS_VARIABLE"]
+           "results_dir", "run_metadata", "git_commit", "MODES", "THREADS_VARIABLE", "report_time",
+           "update_json_file", "RECORD_TIMES_VARIABLE"]
