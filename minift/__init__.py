@@ -31,6 +31,15 @@ _LAZY_MODULES = {
 }
 
 
+def load_pretrained(name: str, **options):
+    """A real pretrained model shipped in a pip package, as ``model, tokenizer, card`` (chapter 10):
+    "all-minilm-l6-v2" (BERT encoder) or "smollm2-135m-instruct" (LLaMA causal LM). See
+    minift.real_models.loading.load_pretrained for the options; needs no transformers."""
+    from .real_models.loading import load_pretrained as load
+
+    return load(name, **options)
+
+
 def __getattr__(name: str):
     if name in _LAZY_MODULES:
         module = importlib.import_module(_LAZY_MODULES[name])
@@ -41,5 +50,5 @@ def __getattr__(name: str):
 
 __all__ = ["ModelConfig", "Transformer", "TransformerOutput", "make_target_model",
            "SequenceClassificationHead", "TokenClassificationHead", "fit", "evaluate",
-           "default_device", "trainable_summary", "load_source_model", "data", "methods", "analysis",
+           "default_device", "trainable_summary", "load_source_model", "load_pretrained", "data", "methods", "analysis",
            "interop", "course", "quiz", "__version__"]

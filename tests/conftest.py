@@ -17,23 +17,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# --- real pretrained weights (chapter 10) -----------------------------------------------------------
-# They ship in pip packages that `make test` installs. A user who skipped them (make test REAL_WEIGHTS=0)
-# sees these tests skipped with the pip command; `make test` sets MINIFT_REAL_WEIGHTS=required, so in CI
-# a missing package is a failure, not a silent skip.
+# --- real pretrained weights (chapter 10): see tests/real_weights.py ---------------------------------
 
-def real_weights_path(name: str):
-    """The packaged weights of ``name`` (see minift.real_models.packages), or skip / fail as above."""
-    import os
-
-    from minift.real_models.packages import locate
-
-    try:
-        return locate(name)
-    except (ModuleNotFoundError, FileNotFoundError) as error:
-        if os.environ.get("MINIFT_REAL_WEIGHTS") == "required":
-            pytest.fail(f"MINIFT_REAL_WEIGHTS=required but {error}")
-        pytest.skip(str(error))
+from real_weights import real_weights_path  # noqa: E402  (tests/ is on sys.path: this conftest lives there)
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +30,5 @@ def minilm_path():
 @pytest.fixture(scope="session")
 def smollm2_path():
     path = real_weights_path("smollm2-135m-instruct")
-    try:
-        import gguf  # noqa: F401
-    except ImportError:
-        if __import__("os").environ.get("MINIFT_REAL_WEIGHTS") == "required":
-            pytest.fail("MINIFT_REAL_WEIGHTS=required but gguf is not installed")
-        pytest.skip("gguf is not installed (pip install gguf)")
+    real_weights_path("gguf")
     return path
