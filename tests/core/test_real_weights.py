@@ -20,7 +20,6 @@ peft = pytest.importorskip("peft")
 
 import minift  # noqa: E402
 from minift.methods import lora  # noqa: E402
-from minift.real_models import loading  # noqa: E402
 from minift.real_models.loading import load_pretrained, unpermute_rotary_rows  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -124,14 +123,31 @@ def test_smollm2_logits_equal_transformers(smollm2, hf_smollm2):
     assert theirs.abs().max() > 5.0
 
 
-def test_smollm2_needs_the_rotary_unpermutation(smollm2_path, smollm2, monkeypatch):
-    """Without undoing llama.cpp's q/k row order every shape fits and the logits are wrong."""
+def test_smollm2_needs_the_rotary_unpermutation(smollm2):
+    """Without undoing llama.cpp's q/k row order every shape fits and the logits are wrong: put the file's
+    order back into every layer (in place, restored afterwards) and compare."""
     model = smollm2.model
     ids, mask = padded_batch(model.config.vocab_size, length=12)
     right = llama_logits(model, ids, mask)
-    monkeypatch.setattr(loading, "unpermute_rotary_rows", lambda weight, n_heads: weight)
-    wrong = llama_logits(load_pretrained("smollm2-135m-instruct").model, ids, mask)
+
+    def file_order(weight, n_heads):      # llama.cpp's converter: the inverse of unpermute_rotary_rows
+        out, d_in = weight.shape
+        return weight.reshape(n_heads, 2, out // n_heads // 2, d_in).transpose(1, 2).reshape(out, d_in)
+
+    saved = [(block.attn.q.weight.clone(), block.attn.k.weight.clone()) for block in model.blocks]
+    try:
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attn.q.weight.copy_(file_order(block.attn.q.weight, model.config.n_heads))
+                block.attn.k.weight.copy_(file_order(block.attn.k.weight, model.config.kv_heads))
+        wrong = llama_logits(model, ids, mask)
+    finally:
+        with torch.no_grad():
+            for block, (q, k) in zip(model.blocks, saved):
+                block.attn.q.weight.copy_(q)
+                block.attn.k.weight.copy_(k)
     assert (right - wrong).abs().max() > 1.0
+    assert torch.equal(llama_logits(model, ids, mask), right)
 
 
 @pytest.mark.parametrize("n_heads,d_head,d_in", [(9, 64, 5), (3, 4, 7), (1, 2, 3)])
@@ -144,16 +160,18 @@ def test_unpermute_inverts_llama_cpp_permutation(n_heads, d_head, d_in):
 
 
 def test_smollm2_greedy_generation_equals_transformers(smollm2, hf_smollm2):
+    """transformers' greedy generate(); minift picks the same next token at every step. One teacher-forced
+    pass checks that: if minift's argmax equals transformers' token at every generated position, minift's
+    own greedy loop would have produced the same sequence (each step sees the same prefix)."""
     model, tokenizer, _ = smollm2
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}])
     ids = torch.tensor([tokenizer.encode(prompt)])
-    ours = ids
     with torch.no_grad():
-        for _ in range(8):
-            ours = torch.cat([ours, model(ours).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-        theirs = hf_smollm2.generate(ids, max_new_tokens=8, do_sample=False)
-    assert torch.equal(ours, theirs[:, :ours.shape[1]])
-    assert "Paris" in tokenizer.decode(ours[0, ids.shape[1]:].tolist())
+        theirs = hf_smollm2.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
+        ours = model(theirs[:, :-1]).logits.argmax(-1)
+    n = ids.shape[1]
+    assert torch.equal(ours[:, n - 1:], theirs[:, n:])
+    assert "Paris" in tokenizer.decode(theirs[0, n:].tolist())
 
 
 def randomize_b(model, seed=1, scale=0.05):
