@@ -46,7 +46,19 @@ def key_with_branches(layer, target, matrix):
     return ".".join(["base_model", "model", "transformer", "h", str(layer), parent, child, "lora_" + matrix, "weight"])
 
 
-@pytest.mark.parametrize("fn", [checks.reference_peft_key, key_with_dict, key_with_branches])
+def key_with_match_and_get(layer, target, matrix):
+    """Correct: match/case, str concatenation, matrix.upper() (a no-op on "A" / "B")."""
+    match target:
+        case "q" | "k" | "v":
+            module = "attn.c_attn"
+        case "o":
+            module = "attn.c_proj"
+        case _:
+            module = {"w1": "mlp.c_fc", "w2": "mlp.c_proj"}.get(target)
+    return "base_model.model.transformer.h." + str(layer) + "." + module + ".lora_" + matrix.upper() + ".weight"
+
+
+@pytest.mark.parametrize("fn", [checks.reference_peft_key, key_with_dict, key_with_branches, key_with_match_and_get])
 def test_correct_peft_key_passes(fn):
     verdict = quiet(checks.check_peft_key, fn)
     assert verdict.passed, str(verdict)
@@ -133,7 +145,37 @@ def key_as_tuple(layer, target, matrix):
     return ("base_model.model.transformer.h", layer, target, matrix)
 
 
+def key_with_adapter_name(layer, target, matrix):
+    return key_with_dict(layer, target, matrix).replace(".weight", ".default.weight")   # as in peft_model.state_dict()
+
+
+def key_minus_one(layer, target, matrix):
+    return key_with_dict(layer - 1, target, matrix)                                   # h.-1 for layer 0
+
+
+def key_base_model_once(layer, target, matrix):
+    return key_with_dict(layer, target, matrix).replace("base_model.model.", "base_model.")
+
+
+def key_w1_w2_swapped(layer, target, matrix):
+    return key_with_dict(layer, {"w1": "w2", "w2": "w1"}.get(target, target), matrix)
+
+
+def key_indexed_layer(layer, target, matrix):
+    return key_with_dict(layer, target, matrix).replace(f".h.{layer}.", f".h[{layer}].")
+
+
+def key_without_parent(layer, target, matrix):
+    return key_with_dict(layer, target, matrix).replace(".attn.", ".").replace(".mlp.", ".")
+
+
 @pytest.mark.parametrize("fn, words", [
+    (key_with_adapter_name, ["adapter name '.default'"]),
+    (key_minus_one, ["off by one", "h.-1"]),
+    (key_base_model_once, ["'model.' is missing"]),
+    (key_w1_w2_swapped, ["w1 and w2 are swapped"]),
+    (key_indexed_layer, ["h[0]"]),
+    (key_without_parent, ["lacks 'attn.' before c_attn"]),
     (key_without_peft_prefix, ["base_model.model."]),
     (key_without_transformer, ["lacks 'transformer.'"]),
     (key_with_minift_names, ["minift's module names"]),
@@ -180,7 +222,27 @@ def fuse_with_pad(A_q, B_q, A_v, B_v, alpha, r):
     return torch.cat([A_q, A_v], dim=0), B, 2 * r, alpha * 2
 
 
-@pytest.mark.parametrize("fn", [checks.reference_fuse_qv, fuse_with_block_diag, fuse_with_loop, fuse_with_pad])
+def fuse_with_kron(A_q, B_q, A_v, B_v, alpha, r):
+    """Correct: Kronecker products place each B in its rows and columns; float64 out, r from the shapes,
+    alpha * r_fused / r (true division)."""
+    rank = B_q.shape[1]
+    q_place = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    v_place = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    B = torch.kron(q_place, B_q.double()) + torch.kron(v_place, B_v.double())
+    return torch.vstack([A_q, A_v]).double(), B, torch.tensor(2 * rank), alpha * (2 * rank) / r
+
+
+def fuse_with_new_zeros(A_q, B_q, A_v, B_v, alpha, r):
+    """Correct: int(r), new_zeros, a list returned, NumPy numbers for r and alpha."""
+    d, r = B_q.shape[0], int(r)
+    B = B_q.new_zeros(3 * d, 2 * r)
+    B[:d, :r] = B_q
+    B[2 * d:, r:] = B_v
+    return [torch.cat((A_q, A_v)), B, np.int64(2 * r), np.float64(alpha) * 2]
+
+
+@pytest.mark.parametrize("fn", [checks.reference_fuse_qv, fuse_with_block_diag, fuse_with_loop, fuse_with_pad,
+                                fuse_with_kron, fuse_with_new_zeros])
 def test_correct_fuse_qv_passes(fn):
     verdict = quiet(checks.check_fuse_qv, fn)
     assert verdict.passed, str(verdict)
@@ -315,7 +377,105 @@ def fuse_two_things(A_q, B_q, A_v, B_v, alpha, r):
     return torch.cat([A_q, A_v]), _blocks(B_q, B_v)
 
 
+def fuse_columns_swapped(A_q, B_q, A_v, B_v, alpha, r):
+    d, r_ = B_q.shape
+    B = torch.zeros(3 * d, 2 * r_)
+    B[:d, r_:], B[2 * d:, :r_] = B_q, B_v               # right rows, each other's columns
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
+def fuse_same_columns(A_q, B_q, A_v, B_v, alpha, r):
+    d, r_ = B_q.shape
+    B = torch.zeros(3 * d, 2 * r_)
+    B[:d, :r_], B[2 * d:, :r_] = B_q, B_v               # both use A_q's rows of A_fused
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
+def fuse_forgets_v(A_q, B_q, A_v, B_v, alpha, r):
+    d, r_ = B_q.shape
+    B = torch.zeros(3 * d, 2 * r_)
+    B[:d, :r_] = B_q
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
+def fuse_stacked(A_q, B_q, A_v, B_v, alpha, r):
+    return torch.stack([A_q, A_v]), _blocks(B_q, B_v), 2 * r, 2 * alpha
+
+
+def fuse_r_and_alpha_swapped(A_q, B_q, A_v, B_v, alpha, r):
+    return torch.cat([A_q, A_v]), _blocks(B_q, B_v), 2 * alpha, 2 * r
+
+
+def fuse_int_alpha(A_q, B_q, A_v, B_v, alpha, r):
+    return torch.cat([A_q, A_v]), _blocks(B_q, B_v), 2 * int(r), 2 * int(alpha)      # right for whole alphas only
+
+
+def fuse_r_is_d(A_q, B_q, A_v, B_v, alpha, r):
+    A = torch.cat([A_q, A_v])
+    return A, _blocks(B_q, B_v), A.shape[1], 2 * alpha
+
+
+def fuse_d_for_r(A_q, B_q, A_v, B_v, alpha, r):
+    r_, d = A_q.shape[1], B_q.shape[0]                  # (r x d) read the wrong way round
+    B = torch.zeros(3 * d, 2 * r_)
+    B[:d, :B_q.shape[1]], B[2 * d:, r_:r_ + B_v.shape[1]] = B_q, B_v
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
+def fuse_b_only_transposed(A_q, B_q, A_v, B_v, alpha, r):
+    return torch.cat([A_q, A_v]), _blocks(B_q, B_v).T, 2 * r, 2 * alpha
+
+
+def fuse_half_precision(A_q, B_q, A_v, B_v, alpha, r):
+    return torch.cat([A_q, A_v]).half(), _blocks(B_q, B_v).half(), 2 * r, 2 * alpha
+
+
+def fuse_integer_zeros(A_q, B_q, A_v, B_v, alpha, r):
+    d, r_ = B_q.shape
+    B = torch.zeros(3 * d, 2 * r_, dtype=torch.long)   # B_q's numbers truncated on assignment
+    B[:d, :r_], B[2 * d:, r_:] = B_q, B_v
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
+def fuse_float_r_breaks(A_q, B_q, A_v, B_v, alpha, r):
+    d = B_q.shape[0]
+    B = torch.zeros(3 * d, 2 * r)                        # fails when r is 3.0
+    B[:d, :r], B[2 * d:, r:] = B_q, B_v
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
+def fuse_doubles_alpha_in_place(A_q, B_q, A_v, B_v, alpha, r):
+    alpha *= 2                                          # a 0-d tensor alpha: the caller's doubles too
+    r *= 2
+    return torch.cat([A_q, A_v]), _blocks(B_q, B_v), r, alpha
+
+
+_BUFFER = torch.zeros(64, 64)
+
+
+def fuse_into_a_reused_buffer(A_q, B_q, A_v, B_v, alpha, r):
+    d, r_ = B_q.shape
+    B = _BUFFER[:3 * d, :2 * r_]                        # a view of one module-level buffer, refilled every call
+    B.zero_()
+    B[:d, :r_], B[2 * d:, r_:] = B_q, B_v
+    return torch.cat([A_q, A_v]), B, 2 * r, 2 * alpha
+
+
 @pytest.mark.parametrize("fn, words", [
+    (fuse_columns_swapped, ["columns are swapped"]),
+    (fuse_same_columns, ["b_v sits in columns 0..r", "same r columns"]),
+    (fuse_forgets_v, ["b_v is missing"]),
+    (fuse_stacked, ["3 dimensions", "torch.stack"]),
+    (fuse_r_and_alpha_swapped, ["r_fused and alpha_fused are swapped"]),
+    (fuse_int_alpha, ["alpha=2.5", "drops alpha's fraction"]),
+    (fuse_r_is_d, ["is d, the model width"]),
+    (fuse_d_for_r, ["2d columns", "d was taken for r"]),
+    (fuse_b_only_transposed, ["b_fused transposed"]),
+    (fuse_half_precision, ["float16", "no longer exact"]),
+    (fuse_integer_zeros, ["torch.int64", "rounded to integers"]),
+    (fuse_float_r_breaks, ["r=3.0 (a float)", "typeerror", "int(r)"]),
+    (fuse_doubles_alpha_in_place, ["alpha=tensor(3.)", "changed its input alpha in place", "alpha *= 2"]),
+    (fuse_into_a_reused_buffer, ["changed when", "called again"]),
     (fuse_transposed, ["a/b transposed"]),
     (fuse_b_first, ["wrong order"]),
     (fuse_alpha_kept, ["alpha not doubled", "halves the scaling"]),
@@ -343,6 +503,17 @@ def test_integer_division_is_caught_only_where_alpha_over_r_is_not_whole():
     """Case 1 (alpha=16, r=2) has alpha // r == alpha / r: the mistake must still be caught by a later case."""
     assert any(int(alpha) // int(r) != float(alpha) / float(r) for _, _, _, alpha, r in checks._fuse_cases())
     assert 16 // 2 == 16 / 2 and checks._fuse_cases()[0][3] == 16
+
+
+def test_fuse_cases_give_r_and_alpha_every_number_type_the_exercise_allows():
+    """The exercise allows r and alpha as an int, a float, a NumPy number or a 0-d tensor: each one appears,
+    and one alpha is not a whole number (so int(alpha) is caught)."""
+    def kinds(values):
+        return {"tensor" if isinstance(v, torch.Tensor) else "numpy" if isinstance(v, np.generic)
+                else type(v).__name__ for v in values}
+    cases = checks._fuse_cases()
+    assert kinds(c[4] for c in cases) == kinds(c[3] for c in cases) == {"int", "float", "numpy", "tensor"}
+    assert any(float(c[3]) != int(float(c[3])) for c in cases)
 
 
 # =================================================================== exercise 3: a BERT layer, copied
@@ -379,8 +550,27 @@ def copy_through_data(hf_layer_state, block):
             params[own + ".bias"][:] = hf_layer_state[hf + ".bias"]
 
 
+def copy_under_inference_mode(hf_layer_state, block):
+    """Correct: torch.inference_mode() instead of no_grad, .get on the dict, and the block returned."""
+    with torch.inference_mode():
+        for own, hf in PAIRS:
+            module = block.get_submodule(own)
+            module.weight.copy_(hf_layer_state.get(hf + ".weight"))
+            module.bias.copy_(hf_layer_state.get(hf + ".bias"))
+    return block
+
+
+def copy_through_detach_and_data_clone(hf_layer_state, block):
+    """Correct: copy_ into a detached view (same memory), and .data = a clone (same Parameter, own memory)."""
+    for own, hf in PAIRS:
+        module = block.get_submodule(own)
+        module.weight.detach().copy_(hf_layer_state[hf + ".weight"])
+        module.bias.data = hf_layer_state[hf + ".bias"].clone()
+
+
 @pytest.mark.parametrize("fn", [checks.reference_bert_layer_to_block, copy_with_load_state_dict,
-                                copy_module_by_module, copy_through_data])
+                                copy_module_by_module, copy_through_data, copy_under_inference_mode,
+                                copy_through_detach_and_data_clone])
 def test_correct_bert_layer_to_block_passes(fn):
     verdict = quiet(checks.check_bert_layer_to_block, fn)
     assert verdict.passed, str(verdict)
@@ -511,7 +701,71 @@ def copy_then_eval(hf_layer_state, block):
     block.eval()
 
 
+def copy_by_position(hf_layer_state, block):
+    with torch.no_grad():
+        for parameter, tensor in zip(block.parameters(), hf_layer_state.values()):   # the orders differ
+            parameter.copy_(tensor)
+
+
+def copy_one_bias_forgotten(hf_layer_state, block):
+    _copy(block, hf_layer_state, PAIRS, kinds=("weight",))
+    _copy(block, hf_layer_state, [(own, hf) for own, hf in PAIRS if own != "ffn.w2"], kinds=("bias",))
+
+
+def copy_as_float64(hf_layer_state, block):
+    for own, hf in PAIRS:
+        module = block.get_submodule(own)
+        module.weight.data = hf_layer_state[hf + ".weight"].double()     # "more precision"
+        module.bias.data = hf_layer_state[hf + ".bias"].double()
+
+
+def copy_into_a_copy(hf_layer_state, block):
+    import copy
+    block = copy.deepcopy(block)                                       # the caller's block stays as it was
+    _copy(block, hf_layer_state, PAIRS)
+
+
+def copy_with_layer_prefix(hf_layer_state, block):
+    _copy(block, {f"encoder.layer.0.{k}": v for k, v in hf_layer_state.items()}, PAIRS)
+
+
+def copy_bias_into_weight(hf_layer_state, block):
+    _copy(block, hf_layer_state, PAIRS)
+    with torch.no_grad():
+        block.attn.v.weight.copy_(hf_layer_state["attention.self.value.bias"])   # copy-paste slip: broadcasts
+
+
+def copy_through_half(hf_layer_state, block):
+    _copy(block, hf_layer_state, PAIRS, transform=lambda t: t.half())
+
+
+def copy_ffn_denses_swapped(hf_layer_state, block):
+    swapped = {"intermediate.dense": "output.dense", "output.dense": "intermediate.dense"}
+    _copy(block, hf_layer_state, [(own, swapped.get(hf, hf)) for own, hf in PAIRS])
+
+
+def copy_layernorm_biases_forgotten(hf_layer_state, block):
+    _copy(block, hf_layer_state, [(own, hf) for own, hf in PAIRS if not own.startswith("ln")])
+    _copy(block, hf_layer_state, [(own, hf) for own, hf in PAIRS if own.startswith("ln")], kinds=("weight",))
+
+
+def copy_then_zero_the_input(hf_layer_state, block):
+    _copy(block, hf_layer_state, PAIRS)
+    for tensor in hf_layer_state.values():
+        tensor.zero_()                                                  # "free" the memory
+
+
 @pytest.mark.parametrize("fn, words", [
+    (copy_by_position, ["by name, not by position"]),
+    (copy_one_bias_forgotten, ["bias forgotten", "block.ffn.w2.bias still holds"]),
+    (copy_as_float64, ["torch.float64", "was torch.float32"]),
+    (copy_into_a_copy, ["nothing was copied"]),
+    (copy_with_layer_prefix, ["keyerror", "without a layer prefix"]),
+    (copy_bias_into_weight, ["attention.self.value.bias repeated", "bias was copied into a weight"]),
+    (copy_through_half, ["rounded"]),
+    (copy_ffn_denses_swapped, ["intermediate.dense and output.dense are swapped"]),
+    (copy_layernorm_biases_forgotten, ["layernorm bias forgotten", "ln1.bias"]),
+    (copy_then_zero_the_input, ["changed its input"]),
     (copy_layernorms_swapped, ["layernorms are swapped"]),
     (copy_transposed, ["weight transposed"]),
     (copy_weights_only, ["bias forgotten"]),

@@ -27,25 +27,33 @@ The functions under test follow the interfaces the exercise describes::
 
 peft_key runs every target, both matrices, several layers, and names: the missing "base_model.model." or
 "transformer." prefix, minift's or LLaMA's module names instead of GPT-2's, q/k/v not mapped to the one
-fused c_attn, attn.c_proj and mlp.c_proj confused, lora_A and lora_B swapped, ".weight" missing, the
-layer index off by one, "layers." / "layer." instead of GPT-2's "h.".
+fused c_attn, attn.c_proj and mlp.c_proj confused, w1 and w2 swapped, lora_A and lora_B swapped, ".weight"
+missing, PEFT's in-memory adapter name ".default" kept, "base_model." without "model.", the "attn." / "mlp."
+parent missing, the layer index off by one (h.-1 for layer 0 too) or written h[i], "layers." / "layer."
+instead of GPT-2's "h.".
 
-fuse_qv runs several d, r and alpha (alpha // r != alpha / r among them; alpha and r as int, float,
-NumPy scalar, 0-d tensor), and one case against what minift's lora.export_peft writes for a GPT-2-shaped
-model. It checks the identity (alpha_f / r_f) B_f A_f x == [s B_q A_q x | 0 | s B_v A_v x] and names: A
-and B transposed or returned in the wrong order, A stacked v before q, B not block-diagonal (a dense
-stack, or one set of r columns for both), v's block in k's rows (c_attn's order is q, k, v), k rows not
-zero, no k rows at all, B_q and B_v swapped, the scaling folded into B, r or alpha not doubled (alpha / r
-changed), alpha computed with integer division, inputs changed in place.
+fuse_qv runs several d, r and alpha (alpha // r != alpha / r among them, alpha = 2.5 not whole; alpha
+and r each as int, float, NumPy scalar, 0-d tensor), and one case against what minift's lora.export_peft
+writes for a GPT-2-shaped model. It checks the identity (alpha_f / r_f) B_f A_f x == [s B_q A_q x | 0 |
+s B_v A_v x] and names: A and/or B transposed or returned in the wrong order, A made with torch.stack (3-d),
+A stacked v before q, B not block-diagonal (a dense stack, or one set of r columns for both), B's column
+blocks swapped or shared, B_q or B_v missing, B with 2d columns (d taken for r), v's block in k's rows
+(c_attn's order is q, k, v), k rows not zero, no k rows at all, B_q and B_v swapped, the scaling folded into
+A or B, integer or half-precision tensors, r or alpha not doubled (alpha / r changed), r_fused = d, r_fused
+and alpha_fused swapped, alpha truncated by int(), alpha computed with integer division, inputs changed in
+place (alpha *= 2 on a 0-d tensor included), an error on a float or tensor r (named with the case), and
+tensors returned earlier that change when fn runs again (a reused buffer).
 
 bert_layer_to_block runs three layer shapes (the first square: d_ff = d, so that a transposed copy does
 not fail on shapes), compares the block with transformers' BertLayer on random input in eval mode, and
-names: the two LayerNorms swapped (attention.output.LayerNorm is ln1, output.LayerNorm ln2), weights
-transposed (BERT's nn.Linear needs no .T, only GPT-2's Conv1D does), biases forgotten, a LayerNorm not
-copied, query/key/value mixed up, the two output denses confused, a Parameter replaced (a new object:
-an optimizer or a LoRA wrapper holding the old one would not see it) or made to share memory with the
-input (p.data = tensor), requires_grad or train/eval mode changed, the input dict changed, and a copy_
-into a Parameter outside torch.no_grad().
+names: nothing copied (into a copy of the block), the two LayerNorms swapped (attention.output.LayerNorm
+is ln1, output.LayerNorm ln2), weights transposed (BERT's nn.Linear needs no .T, only GPT-2's Conv1D
+does), biases forgotten, a LayerNorm (or only its bias) not copied, a bias copied into a weight, numbers
+rounded through float16, query/key/value mixed up, the two output denses or the FFN's two denses confused,
+a Parameter replaced (a new object: an optimizer or a LoRA wrapper holding the old one would not see it),
+made to share memory with the input (p.data = tensor) or given another dtype / device, requires_grad or
+train/eval mode changed, the input dict changed, a copy_ into a Parameter outside torch.no_grad(), a
+KeyError (the keys listed) and tensors paired by position (a shape error).
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .framework import (Rejected, Verdict, _StudentRaised, as_number, call, changed, checker, mistake,
+from .framework import (Rejected, Verdict, _StudentRaised, _where, as_number, call, changed, checker, mistake,
                         name_of, passed, same_number, snapshot)
 from .helpers import close
 
@@ -122,11 +130,32 @@ def _key_variants(layer, target, matrix) -> list[tuple[str, str, str]]:
          "GPT-2 calls its list of blocks 'h', not 'layer' (that is BERT's encoder.layer)",
          "transformer.h.<layer>...: model.transformer.h[0] is the first block"),
     ]
-    for shifted in (layer + 1, layer - 1):
-        if shifted >= 0:
-            variants.append((f"{PREFIX}transformer.h.{shifted}.{module}.lora_{matrix}.weight",
-                             f"the layer index is off by one (h.{shifted} for layer {layer})",
-                             "blocks are numbered from 0 in both minift and GPT-2: layer i is transformer.h.i"))
+    variants += [
+        (f"{PREFIX}transformer.h.{layer}.{module}.lora_{matrix}.default.weight",
+         "the key holds PEFT's adapter name '.default' (lora_A.default.weight is the name inside a loaded "
+         "PeftModel, not in the file)", "the file leaves the adapter name out: ...lora_A.weight and "
+         "...lora_B.weight (PEFT adds '.default' back when it loads the file)"),
+        (f"base_model.transformer.h.{layer}.{module}.lora_{matrix}.weight",
+         "the key starts with 'base_model.' only: 'model.' is missing", "PEFT wraps the model twice "
+         "(PeftModel.base_model is a LoraModel, whose .model is the transformers model): base_model.model."),
+        (f"{PREFIX}transformer.h[{layer}].{module}.lora_{matrix}.weight",
+         f"the layer is written as an index, h[{layer}]: module names are dotted",
+         f"a module's name in a state dict is dotted all the way: transformer.h.{layer}..."),
+        (f"{PREFIX}transformer.h.{layer}.{module.split('.')[1]}.lora_{matrix}.weight",
+         f"the key lacks '{module.split('.')[0]}.' before {module.split('.')[1]}",
+         "in a GPT-2 block c_attn and c_proj (o) sit in block.attn, c_fc and c_proj (w2) in block.mlp: "
+         "transformer.h.<layer>.attn.c_attn, ..., transformer.h.<layer>.mlp.c_fc"),
+    ]
+    for shifted in (layer + 1, layer - 1):           # h.-1 for layer 0 too: layer - 1 is the mistake
+        variants.append((f"{PREFIX}transformer.h.{shifted}.{module}.lora_{matrix}.weight",
+                         f"the layer index is off by one (h.{shifted} for layer {layer})",
+                         "blocks are numbered from 0 in both minift and GPT-2: layer i is transformer.h.i"))
+    if target in ("w1", "w2"):
+        other_ffn = "mlp.c_proj" if target == "w1" else "mlp.c_fc"
+        variants.append((f"{PREFIX}transformer.h.{layer}.{other_ffn}.lora_{matrix}.weight",
+                         f"w1 and w2 are swapped (you wrote {other_ffn} for {target})",
+                         "mlp.c_fc is the FFN's first linear (minift's w1, d -> d_ff), mlp.c_proj its second "
+                         "(w2, d_ff -> d)"))
     if target in ("q", "k", "v"):
         for name in (f"attn.c_{target}", f"attn.{target}_proj", f"attn.c_attn.{target}"):
             variants.append((f"{PREFIX}transformer.h.{layer}.{name}.lora_{matrix}.weight",
@@ -182,12 +211,16 @@ def reference_fuse_qv(A_q, B_q, A_v, B_v, alpha, r):
 
 
 def _fuse_cases():
-    """(label, d, r, alpha as given to the student, r as given): alpha // r != alpha / r in three cases."""
+    """(label, d, r, alpha as given to the student, r as given): alpha // r != alpha / r in four cases,
+    alpha not a whole number in one, r as an int, a NumPy int, a float and a 0-d tensor (the exercise allows
+    each)."""
     return [("d=6, r=2, alpha=16", 6, 2, 16, 2),
             ("d=8, r=3, alpha=4.0 (alpha/r = 1.33, alpha//r = 1)", 8, 3, 4.0, 3),
             ("d=10, r=4, alpha=numpy 6 (alpha/r = 1.5)", 10, 4, np.float64(6.0), np.int64(4)),
             ("d=5, r=1, alpha=tensor(3.)", 5, 1, torch.tensor(3.0), 1),
-            ("d=7, r=2, alpha=5 (alpha/r = 2.5)", 7, 2, 5, 2)]
+            ("d=7, r=2, alpha=5 (alpha/r = 2.5)", 7, 2, 5, 2),
+            ("d=6, r=3.0 (a float), alpha=2.5", 6, 3, 2.5, 3.0),
+            ("d=4, r=tensor(2), alpha=tensor(7)", 4, 2, torch.tensor(7), torch.tensor(2))]
 
 
 def _adapter_tensors(d: int, r: int, seed: int):
@@ -221,12 +254,22 @@ def _name_fused_matrices(A, B, A_q, B_q, A_v, B_v, case, alpha, r):
              f"{tuple(exp_B.shape)}"
     layout = "PEFT stores lora_A as (r x in) and lora_B as (out x r), like minift's LoRA: A_fused is " \
              f"(2r x d) = {tuple(exp_A.shape)}, B_fused (3d x 2r) = {tuple(exp_B.shape)}"
+    if A.dim() != 2 or B.dim() != 2:
+        which, M = ("A_fused", A) if A.dim() != 2 else ("B_fused", B)
+        return mistake(f"{case}: {which} has {M.dim()} dimensions, shape {tuple(M.shape)} (torch.stack adds a new "
+                       f"dimension); expected {tuple(exp_A.shape)} and {tuple(exp_B.shape)}",
+                       "torch.cat joins along an existing dimension: A_fused = torch.cat([A_q, A_v], dim=0)")
     if A.shape != exp_A.shape or B.shape != exp_B.shape:
+        if A.shape == exp_A.shape and B.shape == (3 * d, 2 * A_q.shape[1]) and A_q.shape[1] != rq:
+            return mistake(f"{case}: B_fused has 2d columns instead of 2r ({shapes}): d was taken for r",
+                           "A_q is (r x d): r = A_q.shape[0] (or B_q.shape[1]), d = A_q.shape[1] (or B_q.shape[0])")
         if A.shape == exp_B.shape and B.shape == exp_A.shape:
             return mistake(f"{case}: A and B are returned in the wrong order ({shapes})",
                            "return (A_fused, B_fused, r_fused, alpha_fused): A first")
-        if tuple(A.shape) == tuple(exp_A.shape[::-1]) or tuple(B.shape) == tuple(exp_B.shape[::-1]):
-            return mistake(f"{case}: A/B transposed ({shapes})", layout + "; no .T anywhere")
+        A_t, B_t = tuple(A.shape) == tuple(exp_A.shape[::-1]), tuple(B.shape) == tuple(exp_B.shape[::-1])
+        if A_t or B_t:
+            which = "A/B transposed" if A_t and B_t else "A_fused transposed" if A_t else "B_fused transposed"
+            return mistake(f"{case}: {which} ({shapes})", layout + "; no .T anywhere")
         if B.shape == (3 * d, rq):
             return mistake(f"{case}: B_fused is a dense stack [B_q ; 0 ; B_v] with r columns ({shapes}), so "
                            "q and v would share one A", "B must be block-diagonal with 2r columns: B_q in columns "
@@ -242,6 +285,14 @@ def _name_fused_matrices(A, B, A_q, B_q, A_v, B_v, case, alpha, r):
                            "A_fused = torch.cat([A_q, A_v]): rank r_q + r_v = 2r")
         return mistake(f"{case}: wrong shapes: {shapes}", layout)
 
+    for which, M in (("A_fused", A), ("B_fused", B)):
+        if not M.is_floating_point():
+            return mistake(f"{case}: {which} is a {M.dtype} tensor: the adapter's numbers were rounded to integers",
+                           "create the zeros with the inputs' dtype: torch.zeros(..., dtype=B_q.dtype)")
+        if M.dtype in (torch.float16, torch.bfloat16) and A_q.dtype not in (torch.float16, torch.bfloat16):
+            return mistake(f"{case}: {which} is {M.dtype}, but the adapters are {A_q.dtype}: the fused adapter is "
+                           "rounded, no longer exact", "keep the inputs' dtype (torch.zeros(..., dtype=B_q.dtype)); "
+                           "do not convert with .half() or .bfloat16()")
     A_vq = torch.cat([A_v, A_q])
     if not close(A, exp_A):
         if close(A, A_vq):
@@ -276,19 +327,42 @@ def _name_fused_matrices(A, B, A_q, B_q, A_v, B_v, case, alpha, r):
     if blocks_right and not _is_zero(k_rows):
         return mistake(f"{case}: k rows not zero (B_fused[d:2d] holds numbers)", "k has no adapter: its rows "
                        "of B_fused stay 0, so c_attn's k output is unchanged")
+    q_in_v_columns, v_in_q_columns = close(q_rows[:, rq:], B_q), close(v_rows[:, :rq], B_v)
+    if q_in_v_columns and v_in_q_columns:
+        return mistake(f"{case}: B's columns are swapped: B_q sits in columns r..2r and B_v in columns 0..r, so q's "
+                       "output uses A_v and v's uses A_q", "row j of A_fused pairs with column j of B_fused: with "
+                       "A_fused = [A_q ; A_v], B_q goes in columns 0..r and B_v in columns r..2r")
+    if q_in_v_columns or v_in_q_columns:
+        which, columns, A_name = ("B_q", "r..2r", "A_v") if q_in_v_columns else ("B_v", "0..r", "A_q")
+        return mistake(f"{case}: {which} sits in columns {columns}, so it multiplies {A_name}: both blocks use the "
+                       "same r columns", "row j of A_fused pairs with column j of B_fused: B_q in columns 0..r (A_q's "
+                       "rows of A_fused), B_v in columns r..2r (A_v's rows)")
+    if close(q_rows[:, :rq], B_q) and _is_zero(v_rows) and _is_zero(k_rows):
+        return mistake(f"{case}: B_v is missing: B_fused's v rows (2d..3d) are all zero", "put B_v in rows 2d..3d, "
+                       "columns r..2r: B_fused[2 * d:, r:] = B_v")
+    if close(v_rows[:, rq:], B_v) and _is_zero(q_rows) and _is_zero(k_rows):
+        return mistake(f"{case}: B_q is missing: B_fused's q rows (0..d) are all zero", "put B_q in rows 0..d, "
+                       "columns 0..r: B_fused[:d, :r] = B_q")
     if not close(B, exp_B):
         return mistake(f"{case}: B_fused is not the block-diagonal [[B_q, 0], [0, 0], [0, B_v]]",
                        "rows 0..d, columns 0..r: B_q; rows 2d..3d, columns r..2r: B_v; zeros elsewhere")
     return None
 
 
-def _name_fused_scaling(r_got, alpha_got, r_in, alpha_in, case) -> Verdict | None:
+def _name_fused_scaling(r_got, alpha_got, r_in, alpha_in, case, d=None) -> Verdict | None:
     r_want, alpha_want = 2 * r_in, 2 * alpha_in
     if r_got is None:
         raise Rejected(mistake(f"{case}: r_fused is not a number", "return r_fused as a number (an int)"))
     if alpha_got is None:
         raise Rejected(mistake(f"{case}: alpha_fused is not a number", "return alpha_fused as a number"))
     if not same_number(r_got, r_want):
+        if same_number(r_got, alpha_want) and same_number(alpha_got, r_want):
+            return mistake(f"{case}: r_fused and alpha_fused are swapped (you returned r_fused = {r_got:g}, "
+                           f"alpha_fused = {alpha_got:g})", "return (A_fused, B_fused, r_fused, alpha_fused): the "
+                           "rank 2r third, alpha 2 alpha fourth")
+        if d is not None and same_number(r_got, d):
+            return mistake(f"{case}: r_fused = {r_got:g} is d, the model width, not the fused rank {r_want:g}",
+                           "A_fused is (2r x d): r_fused = A_fused.shape[0] = 2r, not A_fused.shape[1]")
         if same_number(r_got, r_in):
             return mistake(f"{case}: r not doubled: r_fused = {r_got:g}, but A_fused has {r_want:g} rows",
                            "r in adapter_config.json is the fused adapter's rank, r_q + r_v = 2r")
@@ -299,6 +373,9 @@ def _name_fused_scaling(r_got, alpha_got, r_in, alpha_in, case) -> Verdict | Non
         return mistake(f"{case}: alpha not doubled: alpha_fused = {alpha_got:g} with r_fused = {r_want:g} halves "
                        f"the scaling alpha/r (from {alpha_in / r_in:g} to {alpha_got / r_want:g})",
                        "PEFT scales by lora_alpha / r: with r doubled, alpha must double too")
+    if alpha_in != int(alpha_in) and same_number(alpha_got, 2 * int(alpha_in)):
+        return mistake(f"{case}: alpha_fused = {alpha_got:g} drops alpha's fraction (int(alpha) = {int(alpha_in)}, "
+                       f"but alpha = {alpha_in:g})", "alpha may be a float: alpha_fused = 2 * alpha, no int()")
     if same_number(alpha_got, (alpha_in // r_in) * r_want):
         return mistake(f"{case}: alpha_fused = {alpha_got:g} comes from integer division (alpha // r = "
                        f"{alpha_in // r_in:g}, but alpha / r = {alpha_in / r_in:g})",
@@ -314,15 +391,28 @@ def _name_fused_scaling(r_got, alpha_got, r_in, alpha_in, case) -> Verdict | Non
 def _check_fused(fn, name, A_q, B_q, A_v, B_v, alpha, r, case):
     """Call fn on copies, reject in-place changes, name the mistakes; return (A, B, r_f, alpha_f)."""
     args = [A_q.clone(), B_q.clone(), A_v.clone(), B_v.clone(),
-            alpha.clone() if isinstance(alpha, torch.Tensor) else alpha, r]
+            alpha.clone() if isinstance(alpha, torch.Tensor) else alpha,
+            r.clone() if isinstance(r, torch.Tensor) else r]
     before = snapshot(args)
-    result = call(fn, *args, what=name)
+    try:
+        result = call(fn, *args, what=name)
+    except _StudentRaised as raised:
+        error = raised.error
+        if isinstance(r, int) and isinstance(alpha, int):
+            raise
+        kinds = f"r={r!r} ({type(r).__name__}), alpha={alpha!r} ({type(alpha).__name__})"
+        raise Rejected(mistake(f"{case}: your code raised {type(error).__name__}: {error}{_where(error)}",
+                               f"here {kinds}: the exercise allows r and alpha as an int, a float, a NumPy "
+                               "number or a 0-d tensor. Read the rank from the shapes (r = A_q.shape[0]) or use "
+                               "int(r) for sizes and slices; compute alpha_fused = 2 * alpha")) from None
     names = ["A_q", "B_q", "A_v", "B_v", "alpha", "r"]
     for arg_name, b, a in zip(names, before, args):
         if changed(b, a, arg_name):
-            raise Rejected(mistake(f"{case}: {name} changed its input {arg_name} in place",
-                                   "build new tensors (torch.cat, torch.zeros, then slices of the new one); "
-                                   "never write into A_q, B_q, A_v or B_v (x *= s and x.mul_ change the caller's)"))
+            hint = ("write alpha_fused = 2 * alpha and r_fused = 2 * r: `alpha *= 2` on a 0-d tensor doubles the "
+                    "caller's alpha too" if arg_name in ("alpha", "r") else
+                    "build new tensors (torch.cat, torch.zeros, then slices of the new one); never write into "
+                    "A_q, B_q, A_v or B_v (x *= s and x.mul_ change the caller's)")
+            raise Rejected(mistake(f"{case}: {name} changed its input {arg_name} in place", hint))
     if result is None:
         raise Rejected(mistake(f"{case}: {name} returned None", "did you forget the return statement?"))
     if not isinstance(result, (tuple, list)) or len(result) != 4:
@@ -335,7 +425,7 @@ def _check_fused(fn, name, A_q, B_q, A_v, B_v, alpha, r, case):
     if named is not None:
         raise Rejected(named)
     r_got, alpha_got = as_number(result[2]), as_number(result[3])
-    named = _name_fused_scaling(r_got, alpha_got, r_in, alpha_in, case)
+    named = _name_fused_scaling(r_got, alpha_got, r_in, alpha_in, case, d=B_q.shape[0])
     if named is not None:
         raise Rejected(named)
     # the identity that makes the fused adapter exact, on random inputs
@@ -388,12 +478,15 @@ def exported_adapter(model) -> tuple[dict, dict]:
 
 @checker
 def check_fuse_qv(fn) -> Verdict:
-    """fn(A_q, B_q, A_v, B_v, alpha, r) -> (A_fused, B_fused, r_fused, alpha_fused) on 5 cases, then
-    compared with the adapter file lora.export_peft writes for a GPT-2-shaped model."""
+    """fn(A_q, B_q, A_v, B_v, alpha, r) -> (A_fused, B_fused, r_fused, alpha_fused) on 7 cases, then
+    compared with the adapter file lora.export_peft writes for a GPT-2-shaped model; the tensors returned
+    must not change when fn is called again."""
     name = name_of(fn)
+    returned = []                 # (case, A, B as returned, copies of them): a later call must not change them
     for seed, (label, d, r, alpha, r_given) in enumerate(_fuse_cases()):
         A_q, B_q, A_v, B_v = _adapter_tensors(d, r, seed)
-        _check_fused(fn, name, A_q, B_q, A_v, B_v, alpha, r_given, f"case {label}")
+        A, B, _, _ = _check_fused(fn, name, A_q, B_q, A_v, B_v, alpha, r_given, f"case {label}")
+        returned.append((f"case {label}", A, B, A.clone(), B.clone()))
     # against minift's own export: same A, B, r and lora_alpha as the file
     r, alpha = 2, 7
     model = gpt2_shaped_model(seed=3, r=r, alpha=alpha)
@@ -403,13 +496,20 @@ def check_fuse_qv(fn) -> Verdict:
         case = f"layer {i} of a GPT-2-shaped model with LoRA r={r}, alpha={alpha} on q and v"
         A, B, r_got, alpha_got = _check_fused(fn, name, q.lora_A.detach(), q.lora_B.detach(), v.lora_A.detach(),
                                               v.lora_B.detach(), alpha, r, case)
+        returned.append((case, A, B, A.clone(), B.clone()))
         key = f"{PREFIX}transformer.h.{i}.attn.c_attn.lora_"
         if not (close(A, tensors[key + "A.weight"]) and close(B, tensors[key + "B.weight"])
                 and same_number(r_got, config["r"]) and same_number(alpha_got, config["lora_alpha"])):
             return mistake(f"{case}: your fused adapter differs from what lora.export_peft writes",
                            "compare with minift/methods/lora_peft.py's export_peft")
+    for case, A, B, A_then, B_then in returned:
+        for which, now, then in (("A_fused", A, A_then), ("B_fused", B, B_then)):
+            if not (now.shape == then.shape and torch.equal(now, then)):
+                return mistake(f"{case}: the {which} {name} returned changed when {name} was called again (it is "
+                               "a view of a tensor your function reuses and overwrites)", "build fresh tensors on "
+                               "every call (torch.cat, torch.zeros): one adapter per layer, none sharing memory")
     return passed(f"{name} builds GPT-2's exact fused c_attn adapter (A stacked, B block-diagonal with k rows "
-                  "zero, r and alpha doubled) on 5 cases and matches lora.export_peft's file")
+                  "zero, r and alpha doubled) on 7 cases and matches lora.export_peft's file")
 
 
 # ==================================================================== exercise 3: a BERT layer, copied
@@ -489,6 +589,10 @@ def _name_copy_mistake(after: dict, expected: dict, initial: dict, state: dict, 
     wrong = [n for n in expected if not (after[n].shape == expected[n].shape and torch.equal(after[n], expected[n]))]
     if not wrong:
         return None
+    if all(torch.equal(after[n], initial[n]) for n in expected):
+        return mistake(f"{case}: nothing was copied: every parameter of the block still holds its own numbers",
+                       "copy into the block you were given (not a copy of it, not a new one): with "
+                       "torch.no_grad(): block.attn.q.weight.copy_(hf_layer_state['attention.self.query.weight']), ...")
     ln_swap = {"ln1.weight": "output.LayerNorm.weight", "ln2.weight": "attention.output.LayerNorm.weight"}
     if all(n in wrong and torch.equal(after[n], state[src]) for n, src in ln_swap.items()):
         return mistake(f"{case}: BERT's LayerNorms are swapped: ln1 holds output.LayerNorm, ln2 holds "
@@ -502,12 +606,18 @@ def _name_copy_mistake(after: dict, expected: dict, initial: dict, state: dict, 
     biases = [n for n in wrong if n.endswith("bias") and not n.startswith("ln")]
     if biases and set(biases) == {n for n in wrong if not n.startswith("ln")} and \
             all(torch.equal(after[n], initial[n]) for n in biases):
-        return mistake(f"{case}: bias forgotten: block.{biases[0]} (and {len(biases) - 1} other biases) still "
-                       "hold the block's own numbers", "every BERT linear has a bias: copy '...bias' as well as "
-                       "'...weight'")
+        others = f" and {len(biases) - 1} other biases" if len(biases) > 1 else ""
+        return mistake(f"{case}: bias forgotten: block.{biases[0]}{others} still hold"
+                       f"{'' if others else 's'} the block's own numbers",
+                       "every BERT linear has a bias: copy '...bias' as well as '...weight'")
     for n in wrong:
         held = after[n]
         if n.startswith("ln") and torch.equal(held, initial[n]):
+            other = n.rsplit(".", 1)[0] + (".weight" if n.endswith("bias") else ".bias")
+            if other not in wrong:
+                return mistake(f"{case}: LayerNorm {n.rsplit('.', 1)[1]} forgotten: block.{n} still holds the block's "
+                               f"own numbers (block.{other} was copied)", f"copy {_source_of(n)} into block.{n} too: "
+                               "a LayerNorm has a weight (gain) and a bias")
             return mistake(f"{case}: LayerNorm not copied: block.{n} still holds the block's own numbers",
                            f"copy {_source_of(n)} into block.{n} (weight and bias of both LayerNorms)")
         if torch.equal(held, initial[n]):
@@ -517,6 +627,19 @@ def _name_copy_mistake(after: dict, expected: dict, initial: dict, state: dict, 
                 torch.equal(held, state[_source_of(n)].T):
             return mistake(f"{case}: weight transposed: block.{n} holds {_source_of(n)}.T",
                            "BERT's nn.Linear weights are (out, in) like minift's: no .T")
+        if held.dim() == 2 and n.endswith("weight"):
+            broadcast = [key for key, t in state.items() if t.dim() == 1 and t.shape[0] == held.shape[1]
+                         and torch.equal(held, t.expand_as(held))]
+            if broadcast:
+                return mistake(f"{case}: block.{n} holds {broadcast[0]} repeated in every row: a bias was copied into "
+                               "a weight (copy_ broadcasts a vector over the rows)", f"block.{n} <- "
+                               f"{_source_of(n)}; the bias goes into block.{n.rsplit('.', 1)[0]}.bias")
+        source = state[_source_of(n)]
+        if held.shape == source.shape and not torch.equal(held, source) and \
+                torch.allclose(held, source, rtol=1e-2, atol=1e-3):
+            return mistake(f"{case}: block.{n} holds {_source_of(n)} rounded (lower precision on the way: .half(), "
+                           f".bfloat16()?), max difference {(held - source).abs().max():.2g}", "copy the tensor as "
+                           "it is: parameter.copy_(tensor) keeps every bit of a float32")
         others = [key for key, t in state.items() if key != _source_of(n) and t.shape == held.shape
                   and torch.equal(held, t)]
         if others:
@@ -530,6 +653,10 @@ def _name_copy_mistake(after: dict, expected: dict, initial: dict, state: dict, 
                 return mistake(f"{case}: attention.output.dense and output.dense are swapped: block.{n} holds "
                                f"{source}", "attention.output.dense is the attention's output projection "
                                "(attn.o); output.dense is the FFN's second linear (ffn.w2)")
+            if denses == {"intermediate.dense", "output.dense"}:
+                return mistake(f"{case}: intermediate.dense and output.dense are swapped: block.{n} holds {source}",
+                               "intermediate.dense is the FFN's first linear (ffn.w1, d -> d_ff), output.dense its "
+                               "second (ffn.w2, d_ff -> d)")
             if "LayerNorm" in source and n.startswith("ln"):
                 return mistake(f"{case}: BERT's LayerNorm swapped: block.{n} holds {source}, it should hold "
                                f"{_source_of(n)}", "ln1 <- attention.output.LayerNorm, ln2 <- output.LayerNorm")
@@ -544,6 +671,19 @@ def _call_copy(fn, name, state, block):
     try:
         call(fn, state, block, what=name)
     except _StudentRaised as raised:
+        error = raised.error
+        if isinstance(error, KeyError):
+            raise Rejected(mistake(f"your code raised KeyError: {error}{_where(error)}: no such key",
+                                   "hf_layer_state is ONE layer's state_dict, without a layer prefix: its keys are "
+                                   "<module>.weight and <module>.bias for " + ", ".join(BERT_NAMES.values()) +
+                                   "; the block's own parameters are named " + ", ".join(BERT_NAMES) +
+                                   " (+ .weight / .bias)")) from None
+        if isinstance(error, RuntimeError) and ("must match" in str(error) or "broadcast" in str(error)):
+            raise Rejected(mistake(f"your code raised RuntimeError: {error}{_where(error)}: a tensor was copied into a "
+                                   "parameter of another shape", "pair the tensors by name, not by position "
+                                   "(block.parameters() starts with ln1, hf_layer_state with attention.self.query): "
+                                   "attention.self.query.weight goes into block.attn.q.weight, ...; and copy BERT's "
+                                   "nn.Linear weights as they are, without .T")) from None
         if "leaf Variable that requires grad" in str(raised.error):
             raise Rejected(mistake("your code copied into a Parameter in place outside torch.no_grad() (torch "
                                    "raised: a leaf Variable that requires grad is used in an in-place operation)",
@@ -594,6 +734,12 @@ def check_bert_layer_to_block(fn) -> Verdict:
                            f"hf_layer_state[{shared[now[aliased[0]].untyped_storage().data_ptr()]!r}] (p.data = "
                            "tensor): training the block would change the transformers layer too",
                            "copy the numbers: parameter.copy_(tensor) under torch.no_grad()")
+        retyped = [n for n, p in now.items() if p.dtype != initial[n].dtype or p.device != initial[n].device]
+        if retyped:
+            n = retyped[0]
+            return mistake(f"{case}: block.{n} is now {now[n].dtype} on {now[n].device}, it was {initial[n].dtype} on "
+                           f"{initial[n].device} (p.data = tensor.to(...) changes a parameter's type)",
+                           "copy_ keeps the parameter's dtype and device: with torch.no_grad(): p.copy_(tensor)")
         frozen = [n for n, p in now.items() if p.requires_grad != grads[n]]
         if frozen:
             return mistake(f"{case}: requires_grad changed on block.{frozen[0]}", "copying weights must leave the "
