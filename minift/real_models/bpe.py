@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from .wordpiece import as_text_list, pad_batch
+from .wordpiece import as_text_list, check_token_id, pad_batch
 
 CONTROL, USER_DEFINED = 3, 4            # tokenizer.ggml.token_type values (1 is a normal token)
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")
@@ -482,13 +482,7 @@ class ByteLevelBPETokenizer:
 
     # -------------------------------------------------------------------------------- checks
     def _check_id(self, index) -> int:
-        if isinstance(index, torch.Tensor) and index.dim() == 0:
-            index = index.item()
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"token ids must be integers, got {type(index).__name__}: {index!r:.80}")
-        if not 0 <= index < len(self.tokens):
-            raise ValueError(f"token id {index!r} is not in the vocabulary: ids go from 0 to {len(self.tokens) - 1}")
-        return int(index)
+        return check_token_id(index, len(self.tokens))
 
     def _token_id(self, token) -> int:
         if not isinstance(token, str):

@@ -163,6 +163,18 @@ def _cleanup(token: str) -> str:
     return token
 
 
+def check_token_id(index, vocab_size: int) -> int:
+    """An int id in [0, vocab_size) from an int, a NumPy integer or a 0-d tensor; a clear error otherwise
+    (bool is refused: True would silently be id 1). Shared by both tokenizers."""
+    if isinstance(index, torch.Tensor) and index.dim() == 0:
+        index = index.item()
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"token ids must be integers, got {type(index).__name__}: {index!r:.80}")
+    if not 0 <= index < vocab_size:
+        raise ValueError(f"token id {index!r} is not in the vocabulary: ids go from 0 to {vocab_size - 1}")
+    return int(index)
+
+
 class WordPieceTokenizer:
     """BERT's tokenizer: ``tokenize`` (steps 1-3), ``encode`` (ids with [CLS]/[SEP]), ``__call__``
     (a padded batch of tensors, what a BERT model takes) and ``decode``.
@@ -328,13 +340,7 @@ class WordPieceTokenizer:
 
     # -------------------------------------------------------------------------------- checks
     def _check_id(self, index) -> int:
-        if isinstance(index, torch.Tensor) and index.dim() == 0:
-            index = index.item()
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"token ids must be integers, got {type(index).__name__}: {index!r:.80}")
-        if not 0 <= index < len(self.tokens):
-            raise ValueError(f"token id {index!r} is not in the vocabulary: ids go from 0 to {len(self.tokens) - 1}")
-        return int(index)
+        return check_token_id(index, len(self.tokens))
 
     @staticmethod
     def _check_token(token) -> str:
