@@ -523,9 +523,15 @@ WRAP_LONG_OPTIONS = (
     "<style>"
     f".minift-quiz .widget-radio-box label {{{_LABEL} flex-direction: row-reverse; justify-content: flex-end;}} "
     f".minift-quiz .widget-checkbox label {{{_LABEL} flex-direction: row; justify-content: flex-start;}} "
+    # height: ipywidgets makes a radio button 20 px tall, which put its circle 4 px below the text's
+    # first line; align-self: ipywidgets centres a checkbox, which put it between the lines of a
+    # two-line option (both measured in headless Chromium, tests/browser/check_frontends.py)
     ".minift-quiz .widget-radio-box input, .minift-quiz .widget-checkbox input "
-    "{flex-shrink: 0; margin: 0.2em 0.5em 0 0;} "
-    ".minift-quiz .widget-checkbox {height: auto;}"
+    "{flex-shrink: 0; height: auto; align-self: flex-start; margin: 0.2em 0.5em 0 0;} "
+    ".minift-quiz .widget-checkbox {height: auto;} "
+    # ipywidgets gives HTML content one widget row's line height (28 px): a wrapped prompt or feedback
+    # was double-spaced (seen in JupyterLab and Notebook 7, tests/browser/check_frontends.py)
+    ".minift-quiz .widget-html-content {line-height: 1.4;}"
     "</style>")
 
 

@@ -16,6 +16,10 @@ from __future__ import annotations
 import math
 
 CURVES = ("before", "after", "control")
+# ipywidgets gives HTML content a 28-px line height (one widget row): the two-line summary was
+# double-spaced (seen in JupyterLab and Notebook 7 in headless Chromium, tests/browser/check_frontends.py)
+EXPLORER_CLASS = "minift-probe-explorer"
+SUMMARY_STYLE = f"<style>.{EXPLORER_CLASS} .widget-html-content {{line-height: 1.4;}}</style>"
 STYLES = {"before": ("o-", "C0", "source model"), "after": ("s-", "C3", "after fine-tuning"),
           "control": ("^--", "0.5", "control task (source model)")}
 
@@ -131,7 +135,7 @@ def build(results, model: str | None = None, feature: str | None = None):
 
     def update(change=None):
         view = probe_view(results, model_box.value, feature_box.value)
-        html.value = view["summary"]
+        html.value = SUMMARY_STYLE + view["summary"]
         with output:
             output.clear_output(wait=True)
             fig, ax = plt.subplots(figsize=(5, 3))
@@ -144,7 +148,9 @@ def build(results, model: str | None = None, feature: str | None = None):
     model_box.observe(update, names="value")
     feature_box.observe(update, names="value")
     update()
-    return widgets.VBox([widgets.HBox([model_box, feature_box]), html, output]), model_box, feature_box, html, output
+    container = widgets.VBox([widgets.HBox([model_box, feature_box]), html, output])
+    container.add_class(EXPLORER_CLASS)            # for SUMMARY_STYLE, and tests/browser/check_frontends.py
+    return container, model_box, feature_box, html, output
 
 
 __all__ = ["probe_view", "draw", "static_figure", "build", "CURVES"]

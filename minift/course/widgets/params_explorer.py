@@ -180,60 +180,83 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# ipywidgets gives an HTML widget's content a 28-px line height (one widget row) and lets it grow to
+# its content's width: multi-line cells were double-spaced and a wide table ran past the notebook's edge,
+# clipped, instead of scrolling (seen in JupyterLab in headless Chromium at 1024 px). Scoped to the
+# explorer's box (the class Explorer adds).
+EXPLORER_CLASS = "minift-params-explorer"
+HTML_STYLE = (f"<style>.{EXPLORER_CLASS} .widget-html-content {{min-width: 0; line-height: 1.35;}}</style>")
+
+
 def html(result: dict) -> str:
-    """The same numbers as HTML tables for the widget: real table cells (not one long preformatted line,
-    which a 1024-px JupyterLab window cut off), method names that may wrap, numbers that may not, and a
-    horizontal scroll bar as the last resort on a narrow screen."""
+    """The same numbers as HTML tables for the widget: where the parameters sit (a row per part), then
+    what each method trains and its training memory with the methods as COLUMNS (four columns of numbers
+    fit a 1024-px JupyterLab window with the file browser open; a row per method needed eight, which
+    did not). Method names may wrap, numbers may not; a horizontal scroll bar is the last resort."""
     from html import escape
 
     c = result["config"]
-    cell = "padding: 1px 6px; text-align: right; white-space: nowrap"
-    head = f"<th style='{cell}'>{{}}</th>"
+    number = "padding: 1px 6px; text-align: right; white-space: nowrap"
+    name = "padding: 1px 6px; text-align: left"
     summary = (f"<p style='margin: 0 0 4px 0'>d={c['d_model']}, layers={c['n_layers']}, heads={c['n_heads']}, "
                f"d_ff={c['d_ff']}, vocab={c['vocab_size']}, positions={c['max_len']}: "
                f"<b>{result['total']:,} parameters</b>. One layer: attention {result['block']['attention']:,}, "
                f"FFN {result['block']['FFN']:,} ({100 * result['block']['ffn_share']:.1f}% of the layer).</p>")
-    parts = "".join(f"<tr><td style='padding: 1px 6px'>{escape(part)}</td><td style='{cell}'>{n:,}</td>"
-                    f"<td style='{cell}'>{100 * n / result['total']:.2f}%</td></tr>"
+    parts = "".join(f"<tr><td style='{name}'>{escape(part)}</td><td style='{number}'>{n:,}</td>"
+                    f"<td style='{number}'>{100 * n / result['total']:.2f}%</td></tr>"
                     for part, n in result["parts"].items())
-    parts_table = (f"<table style='border-collapse: collapse; font-size: 12px'><tr><th style='text-align: left; "
-                   f"padding: 1px 6px'>where the parameters sit</th>{head.format('parameters')}{head.format('%')}</tr>"
+    parts_table = (f"<table style='border-collapse: collapse; font-size: 12px'><tr><th style='{name}'>where the "
+                   f"parameters sit</th><th style='{number}'>parameters</th><th style='{number}'>%</th></tr>"
                    f"{parts}</table>")
     precision = "mixed precision (+ fp32 master copy)" if c["weight_dtype"] != "fp32" else "fp32 everywhere"
-    columns = ["trainable", "%", "weights", "gradients", "optimizer", "activations", "total"]
-    rows = ""
-    for method in METHODS:
-        m = result["methods"][method]
-        row = f"<td style='padding: 1px 6px; min-width: 9em'>{escape(m['label'])}</td>" \
-              f"<td style='{cell}'>{m['trainable']:,}</td><td style='{cell}'>{m['percent']:.3f}%</td>"
-        if m["memory"] is None:
-            row += f"<td colspan='5' style='padding: 1px 6px'>(nothing trains)</td>"
-        else:
-            row += "".join(f"<td style='{cell}'>{format_bytes(m['memory'][k])}</td>" for k in MEMORY_KEYS + ("total",))
-        rows += f"<tr>{row}</tr>"
-    memory_table = (f"<p style='margin: 6px 0 2px 0'>training memory, batch {c['batch']} x {c['seq']} tokens, "
-                    f"{c['weight_dtype']} ({precision}), AdamW:</p>"
-                    f"<table style='border-collapse: collapse; font-size: 12px'><tr><th style='text-align: left; "
-                    f"padding: 1px 6px'>method</th>{''.join(head.format(k) for k in columns)}</tr>{rows}</table>")
-    return f"<div style='overflow-x: auto; max-width: 100%'>{summary}{parts_table}{memory_table}</div>"
+    methods = [result["methods"][m] for m in METHODS]
+    header = "".join(f"<th style='padding: 1px 6px; text-align: right; vertical-align: bottom; "
+                     f"min-width: 5em; max-width: 9em'>{escape(m['label'])}</th>" for m in methods)
+    rows = [("trainable parameters", [f"{m['trainable']:,}" for m in methods]),
+            ("% of the model", [f"{m['percent']:.3f}%" for m in methods])]
+    for key in MEMORY_KEYS + ("total",):
+        cells = [format_bytes(m["memory"][key]) if m["memory"] is not None
+                 else ("nothing trains" if key == MEMORY_KEYS[0] else "-") for m in methods]
+        rows.append((key.replace("_", " "), cells))
+    body = ""
+    for label, cells in rows:
+        bold = "font-weight: bold; " if label == "total" else ""
+        body += (f"<tr><td style='{bold}{name}'>{label}</td>"
+                 + "".join(f"<td style='{bold}{number}'>{cell}</td>" for cell in cells) + "</tr>")
+    memory_table = (f"<p style='margin: 6px 0 2px 0'>what each method trains, and the memory of one training "
+                    f"step: batch {c['batch']} x {c['seq']} tokens, {c['weight_dtype']} ({precision}), AdamW:</p>"
+                    f"<table style='border-collapse: collapse; font-size: 12px'><tr><th></th>{header}</tr>"
+                    f"{body}</table>")
+    return (f"{HTML_STYLE}<div style='overflow-x: auto; max-width: 100%'>{summary}{parts_table}"
+            f"{memory_table}</div>")
 
 
 PIE_LABEL_MIN_PERCENT = 4.0     # smaller slices get no percentage on the pie (the legend names every part)
+FIGURE_SIZE = (6.4, 5.4)        # inches: about 640 px wide, the notebook's width in a 1024-px window
 
 
 def figure(result: dict):
     """Pie chart of where the parameters sit (names in a legend beside it, percentages only on slices
-    of at least PIE_LABEL_MIN_PERCENT, so small slices never print over each other) + stacked bars of
-    training memory per method."""
+    of at least PIE_LABEL_MIN_PERCENT, so small slices never print over each other) above stacked bars
+    of training memory per method (its legend beside the bars).
+
+    One above the other, not side by side: side by side the figure was 10 inches wide, so in a 1024-px
+    JupyterLab window (file browser open) it was shrunk to about 60% and its 8-point text became
+    unreadable, and the pie's legend ran over the bars' axis label (both seen in headless Chromium,
+    tests/browser/check_frontends.py). Here the legends have a column of their own."""
     import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.25, 1]})
+    fig = plt.figure(figsize=FIGURE_SIZE)
+    # two columns: the plots on the left, their legends in the right column (kept empty of axes)
+    grid = fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[1, 1.15], left=0.13, right=0.99,
+                            bottom=0.06, top=0.94, hspace=0.3, wspace=0.04)
+    ax1, ax2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
     parts = {k: v for k, v in result["parts"].items() if v > 0}
     total = sum(parts.values())
     wedges, _texts, _autotexts = ax1.pie(
         list(parts.values()), autopct=lambda p: f"{p:.1f}%" if p >= PIE_LABEL_MIN_PERCENT else "",
         startangle=90, pctdistance=0.72, textprops={"fontsize": 8}, radius=1.0)
     ax1.legend(wedges, [f"{k} ({100 * v / total:.1f}%)" for k, v in parts.items()], loc="center left",
-               bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+               bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
     ax1.set_title(f"where the {_human(result['total'])} parameters sit", fontsize=10)
     methods = [m for m in METHODS if result["methods"][m]["memory"] is not None]
     bottom = [0.0] * len(methods)
@@ -241,11 +264,11 @@ def figure(result: dict):
         values = [result["methods"][m]["memory"][key] / 2 ** 30 for m in methods]
         ax2.bar(methods, values, bottom=bottom, label=key.replace("_", " "))
         bottom = [b + v for b, v in zip(bottom, values)]
-    ax2.set_ylabel("predicted training memory (GiB)")
+    ax2.set_ylabel("predicted training memory (GiB)", fontsize=9)
+    ax2.tick_params(labelsize=8)
     c = result["config"]
     ax2.set_title(f"one training step, batch {c['batch']} x {c['seq']}, {c['weight_dtype']}", fontsize=10)
-    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)   # beside the bars
-    fig.tight_layout()
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # beside the bars
     return fig
 
 
@@ -299,6 +322,7 @@ class Explorer:
         # controls, then the table, then the plot: side by side, JupyterLab squeezed the sliders'
         # read-outs and wrapped the table (seen in a headless-Chromium render)
         self.box = w.VBox([left, self.output, self.plot])
+        self.box.add_class(EXPLORER_CLASS)          # for HTML_STYLE, and tests/browser/check_frontends.py
         self._preset_changed({"new": preset})
 
     def values(self) -> dict:
@@ -332,7 +356,8 @@ class Explorer:
         except ValueError as error:
             # the old table and figure belong to other settings: clear both, show only the error
             from html import escape
-            self.output.value = f"<p style='color: #b00'><b>Cannot compute this setting:</b> {escape(str(error))}</p>"
+            self.output.value = (f"{HTML_STYLE}<p style='color: #b00'><b>Cannot compute this setting:</b> "
+                                 f"{escape(str(error))}</p>")
             self.plot.clear_output()
             self.result = None
             return None

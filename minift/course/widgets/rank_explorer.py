@@ -79,6 +79,10 @@ def static_figure(W, ranks=(1, 2, 4, 8), title: str = "W"):
 
 
 PIXELS_PER_RANK = 10
+# ipywidgets gives HTML content a 28-px line height (one widget row): the two-line summary was
+# double-spaced (seen in JupyterLab in headless Chromium, tests/browser/check_frontends.py)
+EXPLORER_CLASS = "minift-rank-explorer"
+SUMMARY_STYLE = f"<style>.{EXPLORER_CLASS} .widget-html-content {{line-height: 1.4;}}</style>"
 
 
 def slider_width(ranks: int) -> str:
@@ -102,13 +106,14 @@ def build(W, title: str = "W", initial: int = 1):
     # slider (about 300 px) gave 64 ranks under 5 px each, too short to pick one with the mouse
     slider = widgets.IntSlider(value=max(0, min(initial, full)), min=0, max=full, step=1,
                                description="rank r", continuous_update=False,
+                               style={"description_width": "initial"},   # the track gets the room
                                layout=widgets.Layout(width=slider_width(full)))
     html = widgets.HTML()
     output = widgets.Output()
 
     def update(change=None):
         view = rank_view(M, slider.value)
-        html.value = summary_html(view)
+        html.value = SUMMARY_STYLE + summary_html(view)
         with output:
             output.clear_output(wait=True)
             fig, axes = plt.subplots(1, 3, figsize=(8, 2.6))
@@ -118,7 +123,9 @@ def build(W, title: str = "W", initial: int = 1):
 
     slider.observe(update, names="value")
     update()
-    return widgets.VBox([slider, html, output]), slider, html, output
+    container = widgets.VBox([slider, html, output])
+    container.add_class(EXPLORER_CLASS)            # for SUMMARY_STYLE, and tests/browser/check_frontends.py
+    return container, slider, html, output
 
 
 __all__ = ["rank_view", "summary_html", "static_figure", "build", "slider_width"]
