@@ -56,6 +56,7 @@ import minift                                       # noqa: E402
 from minift import data                             # noqa: E402
 from minift.course.setup import cpu_name, git_commit, set_threads   # noqa: E402
 from minift.files import atomic_path                # noqa: E402
+from minift.analysis.metrics import t95             # noqa: E402
 from minift.methods import freeze, full, lora, ptuning_v2   # noqa: E402
 
 SCHEMA = "minift-10-real-models-v1"
@@ -117,8 +118,6 @@ CONFIGS = {
 }
 COMPARISONS = {"encoder": ENCODER_COMPARISONS, "causal": CAUSAL_COMPARISONS}
 METHODS = {"encoder": ENCODER_METHODS, "causal": CAUSAL_METHODS}
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-       10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
 
 
 # ------------------------------------------------------------------------------------ data
@@ -303,12 +302,6 @@ def seed_runs(records: list, part: str, cfg: dict, name: str, method: str) -> li
 
 
 # ------------------------------------------------------------------------------------ statistics
-def t95(df: int) -> float:
-    if df in T95:
-        return T95[df]
-    smaller = [k for k in T95 if k <= df]
-    return T95[max(smaller)] if df <= 29 else 1.96
-
 
 def paired(a: list, b: list, key: str = "test") -> dict:
     """A - B seed by seed: the differences, their mean, a 95% t-interval, and the verdict."""

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm                          # noqa: E402
 import minift                                       # noqa: E402
 from minift import data                             # noqa: E402
 from minift.analysis import metrics                 # noqa: E402
+from minift.analysis.metrics import t95             # noqa: E402
 from minift.course.setup import results_dir, run_metadata, save_results, set_threads   # noqa: E402
 from minift.methods import full, ptuning, ptuning_v2   # noqa: E402
 
@@ -76,16 +77,7 @@ CONFIGS = {
                   select_seeds=[100], test_seeds=[0, 1], grids={m: [1e-2] for m in METHODS}),
 }
 
-# two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond the table)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-       10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
 
-
-def t95(df: int) -> float:
-    if df in T95:
-        return T95[df]
-    smaller = [k for k in T95 if k <= df]
-    return T95[max(smaller)] if df <= 29 else 1.96
 
 
 def interval(values) -> dict:

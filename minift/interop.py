@@ -305,14 +305,20 @@ class HFOrigin:
     modules_to_save: list = field(default_factory=list)
 
 
-def _origin(hf_model, task_type, names_per_block: dict, prefix: str, n_layers: int, fan_in_fan_out=False):
-    """names_per_block: minift target -> (module name inside block i with "{i}", part, parts)."""
+def origin_modules(names_per_block: dict, prefix: str, n_layers: int) -> dict:
+    """HFOrigin.modules for n_layers blocks. names_per_block: minift target -> (module name inside
+    block i with "{i}", part, parts); prefix: the body's name in the transformers model ("model.")."""
     modules = {}
     for i in range(n_layers):
         for target, (name, part, parts) in names_per_block.items():
             where = "attn" if target in ("q", "k", "v", "o") else "ffn"
             modules[f"blocks.{i}.{where}.{target}"] = (prefix + name.format(i=i), part, parts)
-    return HFOrigin(type(hf_model).__name__, task_type, modules, fan_in_fan_out)
+    return modules
+
+
+def _origin(hf_model, task_type, names_per_block: dict, prefix: str, n_layers: int, fan_in_fan_out=False):
+    return HFOrigin(type(hf_model).__name__, task_type, origin_modules(names_per_block, prefix, n_layers),
+                    fan_in_fan_out)
 
 
 GPT2_MODULES = {"q": ("h.{i}.attn.c_attn", 0, 3), "k": ("h.{i}.attn.c_attn", 1, 3),

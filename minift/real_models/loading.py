@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig
-from ..interop import BERT_MODULES, LLAMA_MODULES, HFOrigin, _origin
+from ..interop import BERT_MODULES, LLAMA_MODULES, HFOrigin, origin_modules
 from ..model import Transformer
 from ..validate import choice
 from .packages import PACKAGES, install_hint, locate
@@ -141,14 +141,8 @@ def _load_bert_folder(folder, attention: str):
         names.update(_bert_names(i))
     with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
         _fill(model, names, weights.get_tensor, set(weights.keys()), folder / "model.safetensors")
-    model.hf_origin = HFOrigin("BertModel", "FEATURE_EXTRACTION", _origin_modules(BERT_MODULES, "", config.n_layers))
+    model.hf_origin = HFOrigin("BertModel", "FEATURE_EXTRACTION", origin_modules(BERT_MODULES, "", config.n_layers))
     return model, WordPieceTokenizer.from_folder(folder)
-
-
-def _origin_modules(names_per_block: dict, prefix: str, n_layers: int) -> dict:
-    class _Named:      # _origin reads type(model).__name__ only for the architecture, which we set ourselves
-        pass
-    return _origin(_Named(), None, names_per_block, prefix, n_layers).modules
 
 
 def _fill(model: Transformer, names: dict, read, available: set, source) -> None:
@@ -243,5 +237,5 @@ def _load_llama_gguf(path, attention: str):
     model = Transformer(config)
     _fill(model, names, read, set(tensors), path)
     model.hf_origin = HFOrigin("LlamaForCausalLM", "CAUSAL_LM",
-                               _origin_modules(LLAMA_MODULES, "model.", config.n_layers))
+                               origin_modules(LLAMA_MODULES, "model.", config.n_layers))
     return model, ByteLevelBPETokenizer.from_gguf(path, reader=reader)
